@@ -13,6 +13,11 @@ handler500 = "apps.core.handlers.server_error"
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.users.api.urls")),
+    # slot: providers urls
+    # slot: skills urls
+    # slot: knowledge urls
+    # slot: agents urls
+    # slot: conversations urls
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -25,4 +30,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # slot: identity urls (allauth headless, oauth2, .well-known)
+    # slot: mcp endpoint urls
 ]

@@ -46,6 +46,11 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "apps.core",
     "apps.users",
+    # slot: apps.providers
+    # slot: apps.skills
+    # slot: apps.knowledge
+    # slot: apps.agents
+    # slot: apps.conversations
 ]
 
 MIDDLEWARE = [
@@ -309,3 +314,7 @@ OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
+
+# Fernet keys for secrets at rest (provider keys, MCP headers, webhook secrets), newest
+# first. Unset: one key derived from SECRET_KEY (fine for the embedded profile only).
+SECRET_ENCRYPTION_KEYS: list[str] = env.list("SECRET_ENCRYPTION_KEYS", default=[])
