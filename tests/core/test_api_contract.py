@@ -211,3 +211,13 @@ class TestSystemSettings:
     def test_workspace_header_with_garbage_is_404(self, api):
         response = api.get("/api/v1/workspaces", HTTP_X_WORKSPACE_ID=str(uuid.uuid4()))
         assert_error(response, 404, "workspace_not_found")
+
+
+def test_nested_list_errors_are_named_with_indexes():
+    from apps.core.api.errors import flatten_validation
+
+    detail = {"tags": {1: ["Not a valid string."]}, "items": [{}, {"name": ["Required."]}]}
+    assert flatten_validation(detail) == [
+        {"field": "tags[1]", "message": "Not a valid string."},
+        {"field": "items[1].name", "message": "Required."},
+    ]

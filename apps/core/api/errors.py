@@ -52,8 +52,11 @@ def flatten_validation(detail: Any, prefix: str = "") -> list[ErrorDetail]:
     out: list[ErrorDetail] = []
     if isinstance(detail, Mapping):
         for key, value in detail.items():
-            name = "" if key == "non_field_errors" else str(key)
-            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            if isinstance(key, int):  # ListField / DictField item errors: {0: [...]}
+                path = f"{prefix}[{key}]"
+            else:
+                name = "" if key == "non_field_errors" else str(key)
+                path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             out.extend(flatten_validation(value, path))
     elif isinstance(detail, list | tuple):
         if all(not isinstance(item, Mapping | list | tuple) for item in detail):
