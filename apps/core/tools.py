@@ -24,7 +24,8 @@ class ToolContext:
     agent_id: uuid.UUID | None = None
     run_id: uuid.UUID | None = None
     conversation_id: uuid.UUID | None = None
-    # Remaining depth for agent-as-tool calls, so sub-agents cannot recurse forever.
+    # Nesting level of agent-as-tool calls (0 for a conversation's own run); the engine
+    # stops offering sub-agents at AGENT_MAX_SUBAGENT_DEPTH so they cannot recurse forever.
     depth: int = 0
 
 
