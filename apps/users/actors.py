@@ -96,7 +96,9 @@ def actor_resolve(
         if workspace_id is not None and requested != workspace_id:
             raise WorkspaceNotFound()
         workspace_id = requested
-    memberships = Membership.objects.select_related("workspace").filter(user=user)
+    memberships = Membership.objects.select_related("workspace", "workspace__security").filter(
+        user=user
+    )
     if workspace_id is not None:
         membership = memberships.filter(workspace_id=workspace_id).first()
     else:
@@ -142,5 +144,17 @@ class WorkspaceActor(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         actor = get_actor(request)
+        if actor.has_role(Role.ADMIN):
+            _require_admin_mfa(actor)
         area = getattr(view, "scope_area", "")
         return actor.allows(area, write=request.method not in SAFE_METHODS)
+
+
+def _require_admin_mfa(actor: Actor) -> None:
+    """Raises MfaRequired when the workspace requires MFA of its admins and the acting
+    admin has none."""
+    from apps.users.exceptions import MfaRequired
+    from apps.users.selectors import user_has_mfa, workspace_policy_requires_mfa
+
+    if workspace_policy_requires_mfa(actor.workspace) and not user_has_mfa(user=actor.user):
+        raise MfaRequired()

@@ -1,8 +1,20 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from apps.users.models import Membership, User, Workspace
+from apps.users.models import (
+    ApiKey,
+    AuditEvent,
+    Membership,
+    OAuthClient,
+    User,
+    Workspace,
+    WorkspaceSecurity,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -64,3 +76,94 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__email", "workspace__name"]
     autocomplete_fields = ["user", "workspace"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys without their secrets (only a hash is stored); operators can revoke them."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "user",
+        "workspace",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "created_at",
+    ]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "expires_at", "created_at"]
+    search_fields = ["name", "prefix", "user__email", "workspace__name"]
+    readonly_fields = [
+        "id",
+        "prefix",
+        "user",
+        "workspace",
+        "scopes",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+    ]
+    fields = [*readonly_fields[:5], "name", "expires_at", "revoked_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # keys are created through the API, where the secret is shown once
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        from django.utils import timezone
+
+        from apps.users.services import audit_record
+
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at", "updated_at"])
+            audit_record(
+                action="api_key.revoke",
+                actor_user=request.user if isinstance(request.user, User) else None,
+                workspace_id=key.workspace_id,
+                target_type="api_key",
+                target_id=str(key.id),
+                metadata={"name": key.name, "prefix": key.prefix, "via": "admin"},
+            )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only."""
+
+    list_display = ["created_at", "action", "actor_email", "workspace_id", "target_type", "ip"]
+    list_filter = ["action", "target_type", "created_at"]
+    search_fields = ["action", "actor_email", "target_id", "workspace_id"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WorkspaceSecurity)
+class WorkspaceSecurityAdmin(admin.ModelAdmin):
+    """Per-workspace security policy, e.g. MFA required for admins."""
+
+    list_display = ["workspace", "require_admin_mfa", "updated_at"]
+    list_filter = ["require_admin_mfa"]
+    search_fields = ["workspace__name"]
+    autocomplete_fields = ["workspace"]
+
+
+@admin.register(OAuthClient)
+class OAuthClientAdmin(admin.ModelAdmin):
+    """Which workspace an OAuth2 application belongs to (apps registered in the admin
+    get one here to be usable with client credentials)."""
+
+    list_display = ["application", "workspace", "created_at"]
+    search_fields = ["application__name", "application__client_id", "workspace__name"]
+    autocomplete_fields = ["workspace"]
+    raw_id_fields = ["application"]

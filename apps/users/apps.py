@@ -7,4 +7,4 @@ class UsersConfig(AppConfig):
     verbose_name = "Users and workspaces"
 
     def ready(self) -> None:
-        from apps.users import schema  # noqa: F401  (registers OpenAPI auth extensions)
+        from apps.users import receivers, schema  # noqa: F401  (audit receivers, OpenAPI auth)

@@ -75,3 +75,116 @@ class Membership(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class WorkspaceSecurity(BaseModel):
+    """Security policy of one workspace (absent row: the defaults)."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="security")
+    require_admin_mfa = models.BooleanField(
+        default=False,
+        help_text="Admins and owners must have MFA enabled to act in this workspace.",
+    )
+
+    class Meta:
+        verbose_name = "workspace security policy"
+        verbose_name_plural = "workspace security policies"
+
+    def __str__(self) -> str:
+        return f"Security of {self.workspace}"
+
+
+class ApiKey(BaseModel):
+    """A secret a program sends as `Authorization: Bearer <key>`; acts as its creator in
+    one workspace, limited by its scopes. Only a SHA-256 hash of the secret is stored."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Visible start of the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_usable(self, *, now: Any = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+
+class AuditEvent(BaseModel):
+    """One security-relevant event (sign-in, MFA change, key or app granted/revoked, ...)."""
+
+    action = models.CharField(max_length=64, db_index=True)
+    actor_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True)
+    # A plain id, not a foreign key: the trail outlives a deleted workspace.
+    workspace_id = models.UUIDField(null=True, blank=True, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_email or '-'}"
+
+
+class OAuthClient(BaseModel):
+    """The workspace an OAuth2 application was registered in (through the API)."""
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="platform_client"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="oauth_clients")
+
+    def __str__(self) -> str:
+        return f"{self.application} in {self.workspace}"
+
+
+class OAuthWorkspaceBinding(BaseModel):
+    """The workspace an authorization code, access token or refresh token acts in.
+
+    Chosen by the user on the consent page; carried over from code to tokens and from a
+    refresh token to the tokens it is exchanged for.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    grant = models.OneToOneField(
+        "oauth2_provider.Grant",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="workspace_binding",
+    )
+    access_token = models.OneToOneField(
+        "oauth2_provider.AccessToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="workspace_binding",
+    )
+    refresh_token = models.OneToOneField(
+        "oauth2_provider.RefreshToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="workspace_binding",
+    )
+
+    def __str__(self) -> str:
+        return f"binding to {self.workspace_id}"

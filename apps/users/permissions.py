@@ -1,5 +1,45 @@
-"""The default DRF permission of every API view (see REST_FRAMEWORK settings)."""
+"""DRF permissions of the API (WorkspaceActor is the default of every view)."""
 
-from apps.users.actors import WorkspaceActor
+from typing import Any
 
-__all__ = ["WorkspaceActor"]
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from apps.users.actors import Credential, WorkspaceActor
+
+__all__ = ["PlatformAdmin", "SignedIn", "WorkspaceActor"]
+
+
+def _general_scope_allows(request: Request) -> bool:
+    credential = request.auth
+    scopes = credential.scopes if isinstance(credential, Credential) else None
+    if scopes is None:
+        return True
+    return "write" in scopes or (request.method in SAFE_METHODS and "read" in scopes)
+
+
+class SignedIn(BasePermission):
+    """Any authenticated, active user, whatever workspace (for `/me` endpoints). Reading
+    needs no particular scope; changing needs the general `write` scope."""
+
+    message = "This credential's scopes do not allow this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        return _general_scope_allows(request)
+
+
+class PlatformAdmin(BasePermission):
+    """A platform administrator (`is_staff`); a key or token needs the general
+    `read` (safe methods) or `write` scope."""
+
+    message = "This needs a platform administrator."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_staff):
+            return False
+        return _general_scope_allows(request)

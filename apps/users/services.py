@@ -1,15 +1,36 @@
 """Writes of users, workspaces and memberships."""
 
-from typing import Any
+import ipaddress
+import secrets
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.base_user import BaseUserManager
 from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from apps.core.exceptions import PermissionDenied, ValidationFailed
 from apps.users.choices import Role
 from apps.users.exceptions import AlreadyMember, LastOwner
-from apps.users.models import Membership, User, Workspace
-from apps.users.selectors import workspace_owner_count
+from apps.users.models import (
+    ApiKey,
+    AuditEvent,
+    Membership,
+    OAuthClient,
+    User,
+    Workspace,
+    WorkspaceSecurity,
+)
+from apps.users.scopes import API_SCOPES
+from apps.users.selectors import api_key_hash, workspace_owner_count
+
+if TYPE_CHECKING:
+    from apps.users.actors import Actor
 
 
 def require_membership_role(*, membership: Membership, role: Role) -> None:
@@ -67,7 +88,18 @@ def member_add(*, membership: Membership, email: str, role: Role) -> Membership:
     with transaction.atomic():
         if Membership.objects.filter(workspace_id=membership.workspace_id, user=user).exists():
             raise AlreadyMember()
-        return Membership.objects.create(workspace_id=membership.workspace_id, user=user, role=role)
+        added = Membership.objects.create(
+            workspace_id=membership.workspace_id, user=user, role=role
+        )
+        audit_record(
+            action="member.add",
+            actor_user=membership.user,
+            workspace_id=membership.workspace_id,
+            target_type="user",
+            target_id=str(user.id),
+            metadata={"email": user.email, "role": str(role)},
+        )
+        return added
 
 
 def member_change_role(*, membership: Membership, target: Membership, role: Role) -> Membership:
@@ -84,8 +116,17 @@ def member_change_role(*, membership: Membership, target: Membership, role: Role
             and workspace_owner_count(workspace_id=target.workspace_id) <= 1
         ):
             raise LastOwner()
+        previous = target.role
         target.role = role
         target.save(update_fields=["role", "updated_at"])
+        audit_record(
+            action="member.role_change",
+            actor_user=membership.user,
+            workspace_id=target.workspace_id,
+            target_type="user",
+            target_id=str(target.user_id),
+            metadata={"from": str(previous), "to": str(role)},
+        )
     return target
 
 
@@ -103,6 +144,14 @@ def member_remove(*, membership: Membership, target: Membership) -> None:
             and workspace_owner_count(workspace_id=target.workspace_id) <= 1
         ):
             raise LastOwner()
+        audit_record(
+            action="member.remove",
+            actor_user=membership.user,
+            workspace_id=target.workspace_id,
+            target_type="user",
+            target_id=str(target.user_id),
+            metadata={"role": str(target.role)},
+        )
         target.delete()
 
 
@@ -110,3 +159,438 @@ def _lock_workspace(workspace_id: Any) -> None:
     """Serialize membership changes of one workspace (a row lock on PostgreSQL; SQLite
     transactions are already serial)."""
     Workspace.objects.select_for_update().filter(pk=workspace_id).first()
+
+
+def personal_workspace_ensure(*, user: User) -> Workspace:
+    """The user's personal workspace, created (owned by them) if they have none.
+    Idempotent; used for accounts allauth creates (sign-up, upstream sign-in)."""
+    membership = (
+        Membership.objects.select_related("workspace")
+        .filter(user=user, workspace__is_personal=True, role=Role.OWNER)
+        .first()
+    )
+    if membership is not None:
+        return membership.workspace
+    label = user.name or user.email.split("@")[0]
+    return workspace_create(user=user, name=f"{label}'s workspace", is_personal=True)
+
+
+# --- Audit ------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    action: str,
+    actor_user: User | None,
+    workspace_id: uuid.UUID | None,
+    target_type: str = "",
+    target_id: str = "",
+    metadata: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """Append one security-relevant event to the audit trail (never updated afterwards).
+
+    `action` is a lowercase dotted name (`api_key.create`, `login.failed`, ...);
+    `metadata` must hold no secret.
+    """
+    return AuditEvent.objects.create(
+        action=action,
+        actor_user=actor_user,
+        actor_email=actor_user.email if actor_user is not None else "",
+        workspace_id=workspace_id,
+        target_type=target_type,
+        target_id=str(target_id)[:64],
+        metadata=metadata or {},
+        ip=_valid_ip(ip),
+    )
+
+
+def _valid_ip(ip: str | None) -> str | None:
+    """The address if it is one (proxies and test clients may give "unknown")."""
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+API_KEY_PREFIX = "ak_"
+
+
+def _validate_scopes(scopes: Iterable[str]) -> list[str]:
+    wanted = list(dict.fromkeys(scopes))
+    unknown = [scope for scope in wanted if scope not in API_SCOPES]
+    if unknown:
+        raise ValidationFailed(f"Unknown scopes: {', '.join(unknown)}.", field="scopes")
+    if not wanted:
+        raise ValidationFailed("Give at least one scope.", field="scopes")
+    return wanted
+
+
+def api_key_create(
+    *,
+    actor: "Actor",
+    name: str,
+    scopes: Iterable[str] = ("read", "write"),
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key acting as `actor.user` in `actor.workspace`. Returns the key and its
+    plaintext, which is never available again. Needs the member role; a key made with a
+    scoped credential cannot get more scopes than that credential has."""
+    actor.require_role(Role.MEMBER)
+    wanted = _validate_scopes(scopes)
+    held = actor.credential.scopes
+    if held is not None:
+        beyond = [s for s in wanted if not _scope_covered(s, held)]
+        if beyond:
+            raise PermissionDenied(f"Your credential cannot grant: {', '.join(beyond)}.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed("The expiry must be in the future.", field="expires_at")
+    prefix = f"{API_KEY_PREFIX}{secrets.token_hex(4)}"
+    plaintext = f"{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            workspace=actor.workspace,
+            user=actor.user,
+            name=name,
+            prefix=prefix,
+            key_hash=api_key_hash(plaintext),
+            scopes=wanted,
+            expires_at=expires_at,
+        )
+        audit_record(
+            action="api_key.create",
+            actor_user=actor.user,
+            workspace_id=actor.workspace.id,
+            target_type="api_key",
+            target_id=str(key.id),
+            metadata={"name": name, "prefix": prefix, "scopes": wanted},
+            ip=ip,
+        )
+    return key, plaintext
+
+
+def _scope_covered(scope: str, held: frozenset[str]) -> bool:
+    if scope in held or "write" in held:
+        return True
+    area, _, mode = scope.partition(":")
+    if not mode:  # "read" or "write" wanted
+        return scope == "read" and "read" in held
+    return mode == "read" and ("read" in held or f"{area}:write" in held)
+
+
+def api_key_revoke(*, actor: "Actor", key: ApiKey, ip: str | None = None) -> ApiKey:
+    """Revoke `key` (idempotent). Its owner may revoke it; others need the admin role."""
+    if key.user_id != actor.user.id:
+        actor.require_role(Role.ADMIN)
+    if key.revoked_at is not None:
+        return key
+    with transaction.atomic():
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(
+            action="api_key.revoke",
+            actor_user=actor.user,
+            workspace_id=key.workspace_id,
+            target_type="api_key",
+            target_id=str(key.id),
+            metadata={"name": key.name, "prefix": key.prefix},
+            ip=ip,
+        )
+    return key
+
+
+def api_key_touch(*, key: ApiKey) -> None:
+    """Record that `key` was used (at most one write a minute per key)."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+# --- Workspace security ---------------------------------------------------------------
+
+
+def workspace_security_update(
+    *, actor: "Actor", require_admin_mfa: bool, ip: str | None = None
+) -> WorkspaceSecurity:
+    """Set whether the actor's workspace requires MFA of its admins. Needs admin; turning
+    it on needs MFA on the caller's own account (MfaRequired), so nobody locks themselves
+    out."""
+    from apps.users.exceptions import MfaRequired
+    from apps.users.selectors import user_has_mfa
+
+    actor.require_role(Role.ADMIN)
+    if require_admin_mfa and not user_has_mfa(user=actor.user):
+        raise MfaRequired()
+    with transaction.atomic():
+        policy, _ = WorkspaceSecurity.objects.get_or_create(workspace=actor.workspace)
+        if policy.require_admin_mfa != require_admin_mfa:
+            policy.require_admin_mfa = require_admin_mfa
+            policy.save(update_fields=["require_admin_mfa", "updated_at"])
+            audit_record(
+                action="workspace.mfa_policy",
+                actor_user=actor.user,
+                workspace_id=actor.workspace.id,
+                target_type="workspace",
+                target_id=str(actor.workspace.id),
+                metadata={"require_admin_mfa": require_admin_mfa},
+                ip=ip,
+            )
+    return policy
+
+
+# --- OAuth2 applications --------------------------------------------------------------
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """An https URI, or a loopback http URI for native apps (RFC 8252): http://127.0.0.1
+    or http://[::1], any port. No fragment, no wildcard. Raises ValidationFailed."""
+    parsed = urlsplit(uri)
+    ok = bool(parsed.hostname) and not parsed.fragment and "*" not in uri
+    if parsed.scheme == "http":
+        ok = ok and parsed.hostname in LOOPBACK_HOSTS
+    elif parsed.scheme != "https":
+        ok = False
+    if not ok:
+        raise ValidationFailed(
+            f"{uri!r} is not allowed: use https, or http://127.0.0.1 / http://[::1] for "
+            "native apps, without a fragment.",
+            field="redirect_uris",
+        )
+    return uri
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+
+
+def oauth_application_create(
+    *,
+    actor: "Actor",
+    name: str,
+    client_type: str,
+    grant_type: str,
+    redirect_uris: Iterable[str] = (),
+    ip: str | None = None,
+) -> tuple[OAuthClient, str]:
+    """Register an OAuth2 application in the actor's workspace. Needs admin.
+
+    `client_type`: `confidential` or `public` (native/SPA: no secret, PKCE only);
+    `grant_type`: `authorization-code` or `client-credentials` (confidential only).
+    Returns the client and its plaintext secret ("" for public clients), shown once.
+    """
+    actor.require_role(Role.ADMIN)
+    uris = [validate_redirect_uri(uri) for uri in redirect_uris]
+    if grant_type == Application.GRANT_AUTHORIZATION_CODE and not uris:
+        raise ValidationFailed("Give at least one redirect URI.", field="redirect_uris")
+    if grant_type == Application.GRANT_CLIENT_CREDENTIALS and client_type != "confidential":
+        raise ValidationFailed(
+            "Client credentials need a confidential client.", field="client_type"
+        )
+    secret = generate_client_secret() if client_type == "confidential" else ""
+    with transaction.atomic():
+        application = Application.objects.create(
+            name=name,
+            user=actor.user,
+            client_type=client_type,
+            authorization_grant_type=grant_type,
+            redirect_uris=" ".join(uris),
+            client_secret=secret,
+            hash_client_secret=True,
+            algorithm=Application.RS256_ALGORITHM,
+            skip_authorization=False,
+        )
+        client = OAuthClient.objects.create(application=application, workspace=actor.workspace)
+        audit_record(
+            action="oauth_application.create",
+            actor_user=actor.user,
+            workspace_id=actor.workspace.id,
+            target_type="oauth_application",
+            target_id=str(client.id),
+            metadata={"name": name, "client_id": application.client_id},
+            ip=ip,
+        )
+    return client, secret
+
+
+def oauth_application_update(
+    *,
+    actor: "Actor",
+    client: OAuthClient,
+    name: str | None = None,
+    redirect_uris: Iterable[str] | None = None,
+) -> OAuthClient:
+    """Rename an application or replace its redirect URIs. Needs admin."""
+    actor.require_role(Role.ADMIN)
+    application = client.application
+    if name is not None:
+        application.name = name
+    if redirect_uris is not None:
+        uris = [validate_redirect_uri(uri) for uri in redirect_uris]
+        if (
+            application.authorization_grant_type == Application.GRANT_AUTHORIZATION_CODE
+            and not uris
+        ):
+            raise ValidationFailed("Give at least one redirect URI.", field="redirect_uris")
+        application.redirect_uris = " ".join(uris)
+    application.save(update_fields=["name", "redirect_uris", "updated"])
+    return client
+
+
+def oauth_application_delete(*, actor: "Actor", client: OAuthClient, ip: str | None = None) -> None:
+    """Delete an application and every token it holds. Needs admin."""
+    actor.require_role(Role.ADMIN)
+    with transaction.atomic():
+        audit_record(
+            action="oauth_application.delete",
+            actor_user=actor.user,
+            workspace_id=client.workspace_id,
+            target_type="oauth_application",
+            target_id=str(client.id),
+            metadata={"name": client.application.name, "client_id": client.application.client_id},
+            ip=ip,
+        )
+        client.application.delete()
+
+
+def oauth_authorization_revoke(*, user: User, application_id: int, ip: str | None = None) -> int:
+    """Revoke the user's consent to an application: every access and refresh token it
+    holds for them. Returns how many access tokens were revoked (0: nothing to do)."""
+    with transaction.atomic():
+        tokens = list(
+            AccessToken.objects.select_related("workspace_binding").filter(
+                user=user, application_id=application_id
+            )
+        )
+        workspaces = {
+            t.workspace_binding.workspace_id for t in tokens if hasattr(t, "workspace_binding")
+        }
+        for token in tokens:
+            token.revoke()
+        for refresh in RefreshToken.objects.filter(
+            user=user, application_id=application_id, revoked__isnull=True
+        ):
+            refresh.revoke()
+        for workspace_id in workspaces or {None}:
+            audit_record(
+                action="oauth.revoke",
+                actor_user=user,
+                workspace_id=workspace_id,
+                target_type="oauth_application",
+                target_id=str(application_id),
+                ip=ip,
+            )
+    return len(tokens)
+
+
+# --- User administration (platform admins) ------------------------------------------
+
+
+def admin_user_create(
+    *, admin: User, email: str, name: str = "", password: str | None = None, is_staff: bool = False
+) -> User:
+    """Create a user (with their personal workspace and a verified email). Raises
+    ValidationFailed for a taken email or a password the validators refuse."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    if User.objects.filter(email__iexact=email.strip()).exists():
+        raise ValidationFailed("A user with this email already exists.", field="email")
+    if password:
+        try:
+            validate_password(password, User(email=email, name=name))
+        except DjangoValidationError as exc:
+            raise ValidationFailed(" ".join(exc.messages), field="password") from exc
+    with transaction.atomic():
+        user = user_create(email=email, password=password, name=name, is_staff=is_staff)
+        EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+        audit_record(
+            action="user.create",
+            actor_user=admin,
+            workspace_id=None,
+            target_type="user",
+            target_id=str(user.id),
+            metadata={"email": user.email},
+        )
+    return user
+
+
+def admin_user_set_active(*, admin: User, user: User, is_active: bool) -> User:
+    """Disable or re-enable a user. A disabled user is refused with every credential
+    (session, app JWT, API keys, OAuth2 tokens) on their next request."""
+    from apps.users.exceptions import CannotDeleteSelf
+
+    if user.pk == admin.pk and not is_active:
+        raise CannotDeleteSelf()
+    if user.is_active != is_active:
+        with transaction.atomic():
+            user.is_active = is_active
+            user.save(update_fields=["is_active"])
+            audit_record(
+                action="user.enable" if is_active else "user.disable",
+                actor_user=admin,
+                workspace_id=None,
+                target_type="user",
+                target_id=str(user.id),
+                metadata={"email": user.email},
+            )
+    return user
+
+
+def admin_user_delete(*, admin: User, user: User) -> None:
+    """Delete a user. Their personal workspace and every workspace where they are the only
+    member go with them (with all resources). Shared workspaces they do not solely own
+    stay. Raises LastOwner when they are the last owner of a workspace that has other
+    members (transfer ownership first)."""
+    from apps.users.exceptions import CannotDeleteSelf
+
+    if user.pk == admin.pk:
+        raise CannotDeleteSelf()
+    with transaction.atomic():
+        doomed: list[uuid.UUID] = []
+        for membership in Membership.objects.filter(user=user).select_related("workspace"):
+            workspace_id = membership.workspace_id
+            members = Membership.objects.filter(workspace_id=workspace_id).count()
+            if membership.workspace.is_personal or members == 1:
+                doomed.append(workspace_id)
+            elif (
+                membership.role == Role.OWNER
+                and workspace_owner_count(workspace_id=workspace_id) <= 1
+            ):
+                raise LastOwner(
+                    f"{user.email} is the last owner of {membership.workspace.name!r}, which "
+                    "has other members; make someone else owner first."
+                )
+        audit_record(
+            action="user.delete",
+            actor_user=admin,
+            workspace_id=None,
+            target_type="user",
+            target_id=str(user.id),
+            metadata={"email": user.email, "deleted_workspaces": [str(w) for w in doomed]},
+        )
+        Workspace.objects.filter(pk__in=doomed).delete()
+        user.delete()
+
+
+def admin_user_reset_mfa(*, admin: User, user: User) -> int:
+    """Remove every MFA authenticator of the user (TOTP, recovery codes, keys), so they
+    can sign in with their password and set MFA up again. Returns how many were removed."""
+    from allauth.mfa.models import Authenticator
+
+    with transaction.atomic():
+        removed, _ = Authenticator.objects.filter(user=user).delete()
+        audit_record(
+            action="mfa.reset",
+            actor_user=admin,
+            workspace_id=None,
+            target_type="user",
+            target_id=str(user.id),
+            metadata={"email": user.email, "removed": removed},
+        )
+    return removed
