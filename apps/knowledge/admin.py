@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from apps.knowledge.models import Chunk, Document, KnowledgeBase, UploadBatch
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "language", "search_mode", "created_at"]
+    list_filter = ["language", "search_mode"]
+    search_fields = ["name", "workspace__name"]
+    raw_id_fields = ["workspace", "created_by", "embedding_model"]
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["name", "knowledge_base", "kind", "status", "chunk_count", "created_at"]
+    list_filter = ["status", "kind", "source"]
+    search_fields = ["name", "checksum"]
+    raw_id_fields = ["knowledge_base", "batch"]
+    readonly_fields = ["checksum", "generation", "attempts", "heartbeat_at", "indexed_at"]
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "knowledge_base", "position", "token_count", "enabled"]
+    list_filter = ["enabled", "manual"]
+    raw_id_fields = ["knowledge_base", "document"]
+    exclude = ["embedding"]
+
+
+admin.site.register(UploadBatch)
