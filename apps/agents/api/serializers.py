@@ -1,0 +1,380 @@
+import re
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.agents.choices import (
+    AgentBuiltinTool,
+    AgentJobKind,
+    AgentJobStatus,
+    GrantPermission,
+    MemoryMode,
+    Visibility,
+)
+from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
+from apps.agents.selectors import (
+    EXPORT_FORMAT,
+    EXPORT_FORMAT_VERSION,
+    agent_can_edit,
+    agent_can_manage,
+)
+
+SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+TOOL_NAME_RE = r"^[a-zA-Z0-9_-]{1,64}$"
+MAX_REFERENCES = 100
+
+
+def _unique(values: list[Any], what: str) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise serializers.ValidationError(f"Each {what} may appear only once.")
+    return values
+
+
+class AgentConfigSerializer(serializers.Serializer):
+    """The configuration fields shared by create/update and import."""
+
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    avatar = serializers.CharField(
+        max_length=2000,
+        allow_blank=True,
+        required=False,
+        help_text="An http(s) image URL, or a short emoji / text of at most 16 characters.",
+    )
+    system_prompt = serializers.CharField(
+        max_length=100_000, allow_blank=True, trim_whitespace=False, required=False
+    )
+    temperature = serializers.FloatField(
+        min_value=0.0, max_value=2.0, allow_null=True, required=False
+    )
+    max_tokens = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, allow_null=True, required=False
+    )
+    reasoning = serializers.BooleanField(required=False)
+    builtin_tools = serializers.ListField(
+        child=serializers.ChoiceField(choices=AgentBuiltinTool.choices),
+        max_length=len(AgentBuiltinTool.choices),
+        required=False,
+    )
+    memory_mode = serializers.ChoiceField(choices=MemoryMode.choices, required=False)
+    max_loops = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    wall_clock_seconds = serializers.IntegerField(min_value=10, max_value=3600, required=False)
+    suggestions_enabled = serializers.BooleanField(required=False)
+    opening_message = serializers.CharField(max_length=4000, allow_blank=True, required=False)
+    starter_questions = serializers.ListField(
+        child=serializers.CharField(max_length=300), max_length=10, required=False
+    )
+    tools_requiring_approval = serializers.ListField(
+        child=serializers.RegexField(
+            TOOL_NAME_RE, error_messages={"invalid": "Not a tool name (^[a-zA-Z0-9_-]{1,64}$)."}
+        ),
+        max_length=MAX_REFERENCES,
+        required=False,
+        help_text="Names (as the model sees them) of tools whose calls wait for approval.",
+    )
+
+    def validate_avatar(self, value: str) -> str:
+        if "://" in value or value.startswith("//"):
+            if not re.match(r"^https?://[^\s/]+\S*$", value):
+                raise serializers.ValidationError("Only an http or https URL is accepted.")
+        elif len(value) > 16:
+            raise serializers.ValidationError("Use an http(s) URL or at most 16 characters.")
+        return value
+
+    def validate_builtin_tools(self, value: list[str]) -> list[str]:
+        return _unique(value, "built-in tool")
+
+    def validate_tools_requiring_approval(self, value: list[str]) -> list[str]:
+        return _unique(value, "tool name")
+
+
+class AgentWriteSerializer(AgentConfigSerializer):
+    slug = serializers.RegexField(
+        SLUG_RE,
+        max_length=100,
+        required=False,
+        error_messages={"invalid": "Use lowercase letters, digits and single hyphens."},
+        help_text="Unique in the workspace; derived from the name when omitted.",
+    )
+    visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+    model_id = serializers.UUIDField(
+        allow_null=True, required=False, help_text="Null: the workspace's default chat model."
+    )
+    tool_ids = serializers.ListField(
+        child=serializers.UUIDField(), max_length=MAX_REFERENCES, required=False
+    )
+    skill_version_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=MAX_REFERENCES,
+        required=False,
+        help_text="Pinned skill versions (one per skill).",
+    )
+    knowledge_base_ids = serializers.ListField(
+        child=serializers.UUIDField(), max_length=MAX_REFERENCES, required=False
+    )
+    subagent_ids = serializers.ListField(
+        child=serializers.UUIDField(), max_length=20, required=False
+    )
+
+    def validate_slug(self, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return value
+        raise serializers.ValidationError("A slug cannot look like an id.")
+
+    def validate_tool_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value, "tool")
+
+    def validate_skill_version_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value, "skill version")
+
+    def validate_knowledge_base_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value, "knowledge base")
+
+    def validate_subagent_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return _unique(value, "sub-agent")
+
+
+class AgentPermissionsSerializer(serializers.Serializer):
+    edit = serializers.BooleanField(help_text="You may change its configuration.")
+    manage = serializers.BooleanField(help_text="You may share, archive and purge it.")
+
+
+def _ids(manager: Any) -> list[str]:
+    return sorted(str(obj.pk) for obj in manager.all())
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    workspace_id = serializers.UUIDField(read_only=True)
+    model_id = serializers.UUIDField(read_only=True, allow_null=True)
+    created_by_id = serializers.UUIDField(read_only=True, allow_null=True)
+    builtin_tools = serializers.ListField(child=serializers.CharField(), read_only=True)
+    starter_questions = serializers.ListField(child=serializers.CharField(), read_only=True)
+    tools_requiring_approval = serializers.ListField(child=serializers.CharField(), read_only=True)
+    tool_ids = serializers.SerializerMethodField()
+    skill_version_ids = serializers.SerializerMethodField()
+    knowledge_base_ids = serializers.SerializerMethodField()
+    subagent_ids = serializers.SerializerMethodField()
+    permissions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "workspace_id",
+            "name",
+            "slug",
+            "description",
+            "avatar",
+            "system_prompt",
+            "model_id",
+            "temperature",
+            "max_tokens",
+            "reasoning",
+            "builtin_tools",
+            "tool_ids",
+            "skill_version_ids",
+            "knowledge_base_ids",
+            "subagent_ids",
+            "memory_mode",
+            "max_loops",
+            "wall_clock_seconds",
+            "suggestions_enabled",
+            "opening_message",
+            "starter_questions",
+            "tools_requiring_approval",
+            "visibility",
+            "version",
+            "created_by_id",
+            "archived_at",
+            "created_at",
+            "updated_at",
+            "permissions",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_tool_ids(self, obj: Agent) -> list[str]:
+        return _ids(obj.tools)
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_skill_version_ids(self, obj: Agent) -> list[str]:
+        return _ids(obj.skill_versions)
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_knowledge_base_ids(self, obj: Agent) -> list[str]:
+        return _ids(obj.knowledge_bases)
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_subagent_ids(self, obj: Agent) -> list[str]:
+        return _ids(obj.subagents)
+
+    @extend_schema_field(AgentPermissionsSerializer)
+    def get_permissions(self, obj: Agent) -> dict[str, bool]:
+        actor = self.context["actor"]
+        return {
+            "edit": agent_can_edit(actor=actor, agent=obj) and obj.archived_at is None,
+            "manage": agent_can_manage(actor=actor, agent=obj),
+        }
+
+
+class DuplicateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+
+
+class GrantSerializer(serializers.Serializer):
+    user_id = serializers.UUIDField()
+    permission = serializers.ChoiceField(
+        choices=GrantPermission.choices, default=GrantPermission.USE
+    )
+    email = serializers.EmailField(read_only=True, source="user.email")
+    name = serializers.CharField(read_only=True, source="user.name")
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class SharingSerializer(serializers.Serializer):
+    visibility = serializers.ChoiceField(choices=Visibility.choices)
+    grants = serializers.ListField(child=GrantSerializer(), required=False, max_length=500)
+
+    def validate_grants(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        _unique([g["user_id"] for g in value], "user")
+        return value
+
+
+def sharing_data(*, agent: Agent, grants: list[AgentGrant]) -> dict[str, Any]:
+    return {
+        "visibility": agent.visibility,
+        "grants": GrantSerializer(grants, many=True).data,
+    }
+
+
+class AgentVersionSerializer(serializers.ModelSerializer):
+    created_by_id = serializers.UUIDField(read_only=True, allow_null=True)
+    config = serializers.DictField(read_only=True, help_text="Every configurable field.")
+
+    class Meta:
+        model = AgentVersion
+        fields = ["number", "note", "config", "created_by_id", "created_at"]
+        read_only_fields = fields
+
+
+# --- import / export ----------------------------------------------------------------
+
+
+class ReferenceSerializer(serializers.Serializer):
+    id = serializers.UUIDField(required=False)
+    name = serializers.CharField(max_length=200, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give an id or a name.")
+        return attrs
+
+
+class SkillVersionReferenceSerializer(ReferenceSerializer):
+    number = serializers.IntegerField(min_value=1, required=False)
+
+
+class AgentReferenceSerializer(serializers.Serializer):
+    id = serializers.UUIDField(required=False)
+    slug = serializers.CharField(max_length=100, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give an id or a slug.")
+        return attrs
+
+
+class AgentDocumentSerializer(AgentConfigSerializer):
+    slug = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    model = ReferenceSerializer(allow_null=True, required=False)
+    tools = serializers.ListField(
+        child=ReferenceSerializer(), required=False, max_length=MAX_REFERENCES
+    )
+    skill_versions = serializers.ListField(
+        child=SkillVersionReferenceSerializer(), required=False, max_length=MAX_REFERENCES
+    )
+    knowledge_bases = serializers.ListField(
+        child=ReferenceSerializer(), required=False, max_length=MAX_REFERENCES
+    )
+    subagents = serializers.ListField(
+        child=AgentReferenceSerializer(), required=False, max_length=20
+    )
+
+
+class AgentImportSerializer(serializers.Serializer):
+    """An agent export document (GET /agents/{id}/export) to create an agent from."""
+
+    format = serializers.ChoiceField(choices=[EXPORT_FORMAT])
+    format_version = serializers.ChoiceField(choices=[EXPORT_FORMAT_VERSION])
+    agent = AgentDocumentSerializer()
+
+
+# --- jobs ---------------------------------------------------------------------------
+
+
+class GenerateAgentJobSerializer(serializers.Serializer):
+    description = serializers.CharField(max_length=4000)
+    tool_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=MAX_REFERENCES,
+        required=False,
+        help_text="Tools the draft may choose from.",
+    )
+
+    def validate_tool_ids(self, value: list[uuid.UUID]) -> list[str]:
+        return [str(v) for v in _unique(value, "tool")]
+
+
+class OptimizePromptJobSerializer(serializers.Serializer):
+    system_prompt = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    goal = serializers.CharField(
+        max_length=2000, allow_blank=True, required=False, help_text="What to improve."
+    )
+
+    def validate_system_prompt(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AgentJobSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=AgentJobKind.choices, read_only=True)
+    status = serializers.ChoiceField(choices=AgentJobStatus.choices, read_only=True)
+    input = serializers.DictField(read_only=True)
+    result = serializers.DictField(
+        read_only=True,
+        allow_null=True,
+        help_text="generate_agent: an agent draft (POST it to /agents); optimize_prompt: "
+        "{system_prompt, changes}.",
+    )
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentJob
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "input",
+            "result",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
+    def get_error(self, obj: AgentJob) -> dict[str, str] | None:
+        if not obj.error_code:
+            return None
+        return {"code": obj.error_code, "message": obj.error_message}

@@ -1,0 +1,234 @@
+"""Reads of agents, their versions and jobs; every one checks the actor's access.
+
+Who sees an agent (see docs/agents.md): workspace admins and owners see every agent of
+the workspace; other members see the agents they created, the `workspace`-visible ones,
+and the `members`-visible ones granted to them. Anything else is 404, never 403.
+"""
+
+import uuid
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+
+from apps.agents.choices import AgentJobStatus, GrantPermission, Visibility
+from apps.agents.engine_types import AgentSnapshot
+from apps.agents.exceptions import AgentJobNotFound, AgentNotFound, AgentVersionNotFound
+from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
+from apps.users.actors import Actor
+from apps.users.choices import Role
+
+EXPORT_FORMAT = "agent-platform.agent"
+EXPORT_FORMAT_VERSION = 1
+
+
+def _visible_agents(*, actor: Actor) -> QuerySet[Agent]:
+    """Agents of the actor's workspace the actor may see (archived included), annotated
+    with `my_grant`: the permission granted to the actor, or None."""
+    my_grant = AgentGrant.objects.filter(agent=OuterRef("pk"), user=actor.user)
+    qs = Agent.objects.filter(workspace_id=actor.workspace_id).annotate(
+        my_grant=Subquery(my_grant.values("permission")[:1])
+    )
+    if actor.has_role(Role.ADMIN):
+        return qs
+    return qs.filter(
+        Q(created_by=actor.user)
+        | Q(visibility=Visibility.WORKSPACE)
+        | Q(Exists(my_grant), visibility=Visibility.MEMBERS)
+    )
+
+
+def access_agent(*, actor: Actor, agent_id: uuid.UUID | str) -> Agent:
+    """An agent the actor may see, archived or not. Raises AgentNotFound (404) for an
+    unknown id, another workspace's agent, or one not shared with the actor."""
+    try:
+        pk = uuid.UUID(str(agent_id))
+    except ValueError as exc:
+        raise AgentNotFound() from exc
+    agent = _visible_agents(actor=actor).select_related("created_by").filter(pk=pk).first()
+    if agent is None:
+        raise AgentNotFound()
+    return agent
+
+
+def agent_list(*, actor: Actor, archived: bool = False, search: str = "") -> QuerySet[Agent]:
+    """The agents the actor may see: active ones, or only archived ones."""
+    qs = _visible_agents(actor=actor).filter(archived_at__isnull=not archived)
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return qs.select_related("created_by")
+
+
+def agents_usable_by(*, actor: Actor) -> QuerySet[Agent]:
+    """The agents the actor may chat with: those it sees, minus archived ones."""
+    return _visible_agents(actor=actor).filter(archived_at__isnull=True)
+
+
+def agent_by_id_or_slug(*, actor: Actor, ref: str) -> Agent:
+    """A usable (not archived) agent by its id or its slug (e.g. the `model` of the
+    OpenAI-compatible endpoint). Raises AgentNotFound."""
+    qs = agents_usable_by(actor=actor)
+    try:
+        agent = qs.filter(pk=uuid.UUID(ref)).first()
+    except ValueError:
+        agent = qs.filter(slug=ref).first()
+    if agent is None:
+        raise AgentNotFound()
+    return agent
+
+
+def agent_can_edit(*, actor: Actor, agent: Agent) -> bool:
+    """Whether the actor may change the agent's configuration (members and up only):
+    admins/owners, its creator, or a member holding an `edit` grant (unless private)."""
+    if not actor.has_role(Role.MEMBER):
+        return False
+    if agent_can_manage(actor=actor, agent=agent):
+        return True
+    if agent.visibility == Visibility.PRIVATE:
+        return False
+    grant = getattr(agent, "my_grant", None)
+    if grant is None and not hasattr(agent, "my_grant"):
+        grant = (
+            AgentGrant.objects.filter(agent=agent, user=actor.user)
+            .values_list("permission", flat=True)
+            .first()
+        )
+    return grant == GrantPermission.EDIT
+
+
+def agent_can_manage(*, actor: Actor, agent: Agent) -> bool:
+    """Whether the actor may share, archive, unarchive or purge the agent: its creator
+    (member and up) or a workspace admin/owner."""
+    if actor.has_role(Role.ADMIN):
+        return True
+    return actor.has_role(Role.MEMBER) and agent.created_by_id == actor.user.pk
+
+
+def agent_grants(*, agent: Agent) -> QuerySet[AgentGrant]:
+    """The members an agent is granted to, with their users."""
+    return AgentGrant.objects.filter(agent=agent).select_related("user")
+
+
+def agent_versions(*, agent: Agent) -> QuerySet[AgentVersion]:
+    """An agent's versions, newest first."""
+    return AgentVersion.objects.filter(agent=agent).select_related("created_by")
+
+
+def access_agent_version(*, agent: Agent, number: int) -> AgentVersion:
+    """Version `number` of an agent the caller already accessed. Raises
+    AgentVersionNotFound."""
+    version = agent_versions(agent=agent).filter(number=number).first()
+    if version is None:
+        raise AgentVersionNotFound()
+    return version
+
+
+def agent_reference_ids(*, agent: Agent) -> dict[str, list[uuid.UUID]]:
+    """The ids an agent refers to, by field, in a stable order."""
+    return {
+        "tool_ids": sorted(agent.tools.values_list("id", flat=True), key=str),
+        "skill_version_ids": sorted(agent.skill_versions.values_list("id", flat=True), key=str),
+        "knowledge_base_ids": sorted(agent.knowledge_bases.values_list("id", flat=True), key=str),
+        "subagent_ids": sorted(agent.subagents.values_list("id", flat=True), key=str),
+    }
+
+
+def agent_snapshot(*, agent: Agent) -> AgentSnapshot:
+    """The agent's configuration as the run engine uses it (archived sub-agents left
+    out). Five queries."""
+    refs = agent_reference_ids(agent=agent)
+    active_subagents = set(
+        agent.subagents.filter(archived_at__isnull=True).values_list("id", flat=True)
+    )
+    return AgentSnapshot(
+        agent_id=agent.id,
+        workspace_id=agent.workspace_id,
+        name=agent.name,
+        system_prompt=agent.system_prompt,
+        model_id=agent.model_id,
+        temperature=agent.temperature,
+        max_tokens=agent.max_tokens,
+        reasoning=agent.reasoning,
+        max_loops=agent.max_loops,
+        wall_clock_seconds=agent.wall_clock_seconds,
+        tool_ids=tuple(refs["tool_ids"]),
+        skill_ids=tuple(refs["skill_version_ids"]),
+        knowledge_base_ids=tuple(refs["knowledge_base_ids"]),
+        subagent_ids=tuple(i for i in refs["subagent_ids"] if i in active_subagents),
+        builtin_tools=tuple(agent.builtin_tools),
+        tools_requiring_approval=frozenset(agent.tools_requiring_approval),
+        suggestions_enabled=agent.suggestions_enabled,
+        version=agent.version,
+        memory_mode=agent.memory_mode,
+    )
+
+
+def agent_snapshot_by_id(*, workspace_id: uuid.UUID, agent_id: uuid.UUID) -> AgentSnapshot:
+    """The snapshot of an active agent of `workspace_id`, without an actor: for the engine
+    calling a sub-agent its parent was configured with. Raises AgentNotFound."""
+    agent = Agent.objects.filter(
+        workspace_id=workspace_id, pk=agent_id, archived_at__isnull=True
+    ).first()
+    if agent is None:
+        raise AgentNotFound()
+    return agent_snapshot(agent=agent)
+
+
+def agent_export(*, agent: Agent) -> dict[str, Any]:
+    """The portable JSON document of an agent's configuration (what import takes).
+    References carry their id and name; sharing, versions and ids are not exported."""
+    model = agent.model
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "agent": {
+            "name": agent.name,
+            "slug": agent.slug,
+            "description": agent.description,
+            "avatar": agent.avatar,
+            "system_prompt": agent.system_prompt,
+            "model": {"id": str(model.id), "name": model.name} if model else None,
+            "temperature": agent.temperature,
+            "max_tokens": agent.max_tokens,
+            "reasoning": agent.reasoning,
+            "builtin_tools": list(agent.builtin_tools),
+            "tools": [{"id": str(t.id), "name": t.name} for t in agent.tools.order_by("name")],
+            "skill_versions": [
+                {"id": str(v.id), "name": v.name, "number": v.number}
+                for v in agent.skill_versions.order_by("name", "number")
+            ],
+            "knowledge_bases": [
+                {"id": str(kb.id), "name": kb.name} for kb in agent.knowledge_bases.order_by("name")
+            ],
+            "subagents": [
+                {"id": str(a.id), "slug": a.slug} for a in agent.subagents.order_by("slug")
+            ],
+            "memory_mode": agent.memory_mode,
+            "max_loops": agent.max_loops,
+            "wall_clock_seconds": agent.wall_clock_seconds,
+            "suggestions_enabled": agent.suggestions_enabled,
+            "opening_message": agent.opening_message,
+            "starter_questions": list(agent.starter_questions),
+            "tools_requiring_approval": list(agent.tools_requiring_approval),
+        },
+    }
+
+
+def agent_job_list(*, actor: Actor) -> QuerySet[AgentJob]:
+    """The actor's own jobs in the actor's workspace, newest first."""
+    return AgentJob.objects.filter(workspace_id=actor.workspace_id, created_by=actor.user)
+
+
+def access_agent_job(*, actor: Actor, job_id: uuid.UUID) -> AgentJob:
+    """One of the actor's jobs. Raises AgentJobNotFound (another user's job included)."""
+    job = agent_job_list(actor=actor).filter(pk=job_id).first()
+    if job is None:
+        raise AgentJobNotFound()
+    return job
+
+
+def agent_jobs_stale(*, queued_before: Any, running_before: Any) -> QuerySet[AgentJob]:
+    """Jobs stuck queued or running past their limits (a lost worker or broker)."""
+    return AgentJob.objects.filter(
+        Q(status=AgentJobStatus.QUEUED, created_at__lt=queued_before)
+        | Q(status=AgentJobStatus.RUNNING, started_at__lt=running_before)
+    )
