@@ -2,4 +2,6 @@
 
 from django.urls import URLPattern, URLResolver
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from apps.conversations.routing import websocket_urlpatterns as conversations_ws
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [*conversations_ws]

@@ -1,0 +1,87 @@
+"""WebSocket stream of a conversation: the same JSON events as SSE, one per frame.
+
+ws(s)://host/ws/v1/conversations/<id>/stream?cursor=N[&ticket=T]
+Authenticated by the browser session or a stream ticket; the access check is the same
+`access_conversation` selector. Resume exactly like SSE with `cursor`.
+"""
+
+import asyncio
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.conversations.exceptions import InvalidCursor
+from apps.conversations.selectors import access_conversation
+from apps.conversations.services import stream_ticket_consume
+from apps.conversations.streaming import HEARTBEAT, events_after, parse_cursor
+from apps.core.events import Event
+from apps.core.exceptions import ApplicationError
+from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
+
+
+def _resolve_sync(scope: dict[str, Any], conversation_id: str) -> tuple[Actor, uuid.UUID]:
+    query = parse_qs(scope.get("query_string", b"").decode())
+    token = (query.get("ticket") or [""])[0]
+    workspace_header = None
+    if token:
+        ticket = stream_ticket_consume(token=token)
+        if ticket is None or not ticket.user.is_active:
+            raise PermissionError("invalid ticket")
+        if str(ticket.conversation_id) != conversation_id:
+            raise PermissionError("ticket for another conversation")
+        user = ticket.user
+        workspace_header = str(ticket.workspace_id)
+    else:
+        user = scope.get("user")  # type: ignore[assignment]
+        if user is None or not user.is_authenticated or not user.is_active:
+            raise PermissionError("not authenticated")
+        for name, value in scope.get("headers", []):
+            if name == b"x-workspace-id":
+                workspace_header = value.decode()
+    actor = actor_resolve(
+        user=user, credential=SESSION_CREDENTIAL, requested_workspace_id=workspace_header
+    )
+    conv = access_conversation(actor=actor, conversation_id=conversation_id)
+    return actor, conv.id
+
+
+class ConversationStreamConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        try:
+            _, conv_id = await sync_to_async(_resolve_sync)(self.scope, str(conversation_id))
+            cursor = parse_cursor(None, (query.get("cursor") or [None])[0])
+        except PermissionError:
+            await self.close(code=4401)
+            return
+        except InvalidCursor:
+            await self.accept()
+            await self.send_json({"error": {"code": "invalid_cursor"}})
+            await self.close(code=4400)
+            return
+        except ApplicationError:
+            await self.close(code=4404)
+            return
+        await self.accept()
+        self._task = asyncio.get_running_loop().create_task(self._relay(conv_id, cursor))
+
+    async def _relay(self, conversation_id: uuid.UUID, cursor: int | None) -> None:
+        async for item in events_after(conversation_id=conversation_id, after=cursor):
+            if item is HEARTBEAT:
+                await self.send_json({"type": "heartbeat"})
+            elif isinstance(item, Event):
+                await self.send(text_data=item.to_json())
+
+    async def disconnect(self, code: int) -> None:
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # The stream is one-way; sending and cancelling go through the REST API.
+        return None

@@ -1,0 +1,211 @@
+"""The platform as an MCP server (streamable HTTP, official `mcp` SDK, stateless with JSON
+responses, so any process can answer any request): every agent the credential may use is
+a tool `ask_<slug>` taking a question (and optionally the conversation to continue).
+
+`McpView` (api/mcp.py) authenticates the request with the API's credentials (API key,
+OAuth token, session), then hands it to the SDK's session manager through
+`handle_http`, which runs it on the server's event loop and returns the whole response.
+"""
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+import mcp_types as types
+from asgiref.sync import sync_to_async
+from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+
+from apps.conversations import runner
+from apps.conversations.choices import ConversationSource, RunStatus
+from apps.conversations.models import Message, Run
+from apps.users.actors import Actor
+
+ACTOR_SCOPE_KEY = "platform.actor"
+_NAME_RE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def tool_name(slug: str) -> str:
+    return ("ask_" + _NAME_RE.sub("_", slug))[:64]
+
+
+def _actor(ctx: Any) -> Actor:
+    request = getattr(ctx, "request", None)
+    scope = getattr(request, "scope", None) or {}
+    actor = scope.get(ACTOR_SCOPE_KEY)
+    if actor is None:
+        raise PermissionError("no authenticated actor")
+    return actor  # type: ignore[no-any-return]
+
+
+def _usable_agents_sync(actor: Actor) -> list[Any]:
+    from apps.agents.selectors import agents_usable_by
+
+    return list(agents_usable_by(actor=actor).order_by("slug"))
+
+
+async def _list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    agents = await sync_to_async(_usable_agents_sync)(_actor(ctx))
+    return types.ListToolsResult(
+        tools=[
+            types.Tool(
+                name=tool_name(a.slug),
+                description=(f"Ask the agent “{a.name}”. {a.description}").strip(),
+                input_schema={
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string", "description": "What to ask."},
+                        "conversation_id": {
+                            "type": "string",
+                            "description": "Continue this conversation (returned by a "
+                            "previous call) instead of starting a new one.",
+                        },
+                    },
+                    "required": ["question"],
+                },
+            )
+            for a in agents
+        ]
+    )
+
+
+def _start_sync(actor: Actor, name: str, question: str, conversation_id: str | None) -> Run:
+    from apps.conversations.selectors import access_conversation
+    from apps.conversations.services import conversation_create, message_send
+
+    agent = next((a for a in _usable_agents_sync(actor) if tool_name(a.slug) == name), None)
+    if agent is None:
+        raise LookupError(f"Unknown tool {name}.")
+    if conversation_id:
+        conv = access_conversation(actor=actor, conversation_id=conversation_id)
+        if conv.agent_id != agent.id:
+            raise LookupError("That conversation belongs to another agent.")
+    else:
+        conv = conversation_create(actor=actor, agent=agent, source=ConversationSource.MCP)
+    return message_send(actor=actor, conversation=conv, content=question, dispatch=False)
+
+
+def _result_sync(run_id: uuid.UUID) -> tuple[Run, str]:
+    run = Run.objects.get(id=run_id)
+    answer = (
+        Message.objects.filter(id=run.answer_message_id).first() if run.answer_message_id else None
+    )
+    return run, answer.text if answer else ""
+
+
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+async def _call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    actor = _actor(ctx)
+    args = params.arguments or {}
+    question = args.get("question")
+    if not isinstance(question, str) or not question.strip():
+        return _error("`question` is required.")
+    from apps.core.exceptions import ApplicationError
+
+    try:
+        run = await sync_to_async(_start_sync)(
+            actor, params.name, question, args.get("conversation_id") or None
+        )
+    except (LookupError, ApplicationError) as exc:
+        return _error(str(exc))
+    await runner.drive_conversation(run.conversation_id)
+    run, text = await sync_to_async(_result_sync)(run.id)
+    if run.status != RunStatus.COMPLETED:
+        detail = run.error_message or run.status
+        return _error(f"The agent did not answer ({run.status}): {detail}")
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content={"answer": text, "conversation_id": str(run.conversation_id)},
+    )
+
+
+server: Server[Any] = Server(
+    "agent-platform",
+    instructions="Each tool asks one of the platform's agents a question.",
+    on_list_tools=_list_tools,
+    on_call_tool=_call_tool,
+)
+
+_manager: StreamableHTTPSessionManager | None = None
+_ready: asyncio.Event | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_holder: set[asyncio.Task[None]] = set()
+
+
+async def _ensure_manager() -> StreamableHTTPSessionManager:
+    """One session manager per process, kept running for the life of the event loop."""
+    global _manager, _ready, _loop
+    loop = asyncio.get_running_loop()
+    if _manager is None or _loop is not loop:  # (tests start several servers in one process)
+        _loop = loop
+        _manager = StreamableHTTPSessionManager(
+            app=server,
+            stateless=True,
+            json_response=True,
+            # Django's ALLOWED_HOSTS already checked the Host header.
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        _ready = asyncio.Event()
+        manager, ready = _manager, _ready
+
+        async def keep() -> None:
+            async with manager.run():
+                ready.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.get_running_loop().create_task(keep())
+        _holder.add(task)
+    assert _ready is not None
+    await _ready.wait()
+    return _manager
+
+
+async def handle_http(
+    *, scope: dict[str, Any], body: bytes, actor: Actor
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Run one MCP HTTP request through the SDK; returns (status, headers, body)."""
+    manager = await _ensure_manager()
+    scope = {**scope, ACTOR_SCOPE_KEY: actor}
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # never disconnects on its own
+        return {"type": "http.disconnect"}
+
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    done = asyncio.Event()
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    task = asyncio.get_running_loop().create_task(manager.handle_request(scope, receive, send))
+    finished, _ = await asyncio.wait(
+        {task, asyncio.ensure_future(done.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
+    if task not in finished:
+        with contextlib.suppress(asyncio.CancelledError):
+            task.cancel()
+            await task
+    elif task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+    return status, headers, b"".join(chunks)

@@ -1,0 +1,338 @@
+"""Streaming benchmark: the platform's streamed answers vs the same stream read directly
+from the scripted model server, measured side by side in one run, for daphne and uvicorn.
+
+    python bench/streaming_bench.py [--tokens 200] [--concurrent 100] [--idle 1000]
+
+Embedded profile (a fresh SQLite file, in-memory channel layer); the scripted
+OpenAI-compatible server runs in this process, the platform in a child process (daphne,
+then uvicorn) on 127.0.0.1. Prints one JSON object:
+
+1. latency: median time to first token and median gap between tokens, direct vs through
+   the platform (client-side, same pace), the added time, and the server's CPU per token;
+2. concurrency: N streams at once at an upstream pace of 50 tokens/s: stalls (a gap over
+   2x the pace, 40 ms) and p99 gap; memory per idle stream (RSS growth / M open streams);
+3. writes: durable-log rows (one INSERT each) per answer, for answers of growing length.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PACE = 0.02  # 50 tokens/s upstream
+STALL = 2 * PACE
+
+
+def _prepare_environment() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    folder = tempfile.mkdtemp(prefix="bench-streaming-")
+    os.environ["VAR_DIR"] = folder
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    os.environ["OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["RATE_LIMIT_API_KEY"] = "1000000/min"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _start_server(kind: str, port: int) -> subprocess.Popen:
+    if kind == "daphne":
+        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+    cmd.append("config.asgi:application")
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+async def _sse_times(client, method: str, url: str, **kwargs) -> list[float]:
+    """Arrival times of answer tokens (platform `answer.delta` events or OpenAI chunks)."""
+    times: list[float] = []
+    start = time.perf_counter()
+    async with client.stream(method, url, **kwargs) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event: answer.delta"):
+                times.append(time.perf_counter() - start)
+            elif (
+                line.startswith("data: {")
+                and '"content":"' in line.replace(" ", "")
+                and ("chat.completion.chunk" in line)
+            ):
+                payload = json.loads(line[6:])
+                if payload["choices"] and payload["choices"][0]["delta"].get("content"):
+                    times.append(time.perf_counter() - start)
+            elif line.startswith("event: end"):
+                break
+    return times
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=args.idle + args.concurrent + 50)
+    async with (
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client,
+        httpx.AsyncClient(timeout=120) as direct,
+    ):
+
+        async def new_conversation() -> str:
+            r = await client.post("/api/v1/conversations", json={"agent_id": agent_ref})
+            return r.json()["data"]["id"]
+
+        async def platform_once() -> list[float]:
+            conv = await new_conversation()
+            return await _sse_times(
+                client,
+                "POST",
+                f"/api/v1/conversations/{conv}/messages",
+                json={"content": "go", "stream": True},
+            )
+
+        async def direct_once() -> list[float]:
+            return await _sse_times(
+                direct,
+                "POST",
+                f"{llm.base_url}/chat/completions",
+                json={
+                    "model": "scripted-chat",
+                    "messages": [{"role": "user", "content": "go"}],
+                    "stream": True,
+                },
+            )
+
+        # 1. latency, alternating direct and platform runs.
+        await platform_once()  # warm-up
+        direct_runs, platform_runs = [], []
+        cpu_before = _cpu_seconds(args.server_pid)
+        for _ in range(args.repeats):
+            direct_runs.append(await direct_once())
+            platform_runs.append(await platform_once())
+        cpu = _cpu_seconds(args.server_pid) - cpu_before
+        tokens = sum(len(t) for t in platform_runs)
+        d_ttft = statistics.median(t[0] for t in direct_runs)
+        p_ttft = statistics.median(t[0] for t in platform_runs)
+        d_gap = statistics.median(g for t in direct_runs for g in _gaps(t))
+        p_gap = statistics.median(g for t in platform_runs for g in _gaps(t))
+        latency = {
+            "tokens_per_answer": tokens // args.repeats,
+            "direct_ttft_ms": round(d_ttft * 1000, 2),
+            "platform_ttft_ms": round(p_ttft * 1000, 2),
+            "added_ttft_ms": round((p_ttft - d_ttft) * 1000, 2),
+            "direct_gap_ms": round(d_gap * 1000, 3),
+            "platform_gap_ms": round(p_gap * 1000, 3),
+            "added_gap_ms": round((p_gap - d_gap) * 1000, 3),
+            "ttft_ratio": round(p_ttft / d_ttft, 2),
+            "server_cpu_ms_per_token": round(cpu * 1000 / tokens, 3),
+        }
+
+        # 2. concurrency at 50 tokens/s.
+        attempts = await asyncio.gather(
+            *(platform_once() for _ in range(args.concurrent)), return_exceptions=True
+        )
+        runs = [t for t in attempts if isinstance(t, list)]
+        gaps = sorted(g for t in runs for g in _gaps(t))
+        complete = sum(1 for t in runs if len(t) == latency["tokens_per_answer"])
+        direct = await asyncio.gather(
+            *(direct_once() for _ in range(args.concurrent)), return_exceptions=True
+        )
+        direct_gaps = sorted(g for t in direct if isinstance(t, list) for g in _gaps(t))
+        concurrency = {
+            "streams": args.concurrent,
+            "complete": complete,
+            "errors": len(attempts) - len(runs),
+            "stalls": sum(1 for g in gaps if g > STALL),
+            "direct_stalls": sum(1 for g in direct_gaps if g > STALL),
+            "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 2) if gaps else None,
+            "direct_p99_gap_ms": round(direct_gaps[int(len(direct_gaps) * 0.99)] * 1000, 2)
+            if direct_gaps
+            else None,
+            "direct_refused": sum(1 for t in direct if not isinstance(t, list)),
+        }
+
+        # Idle streams: open M conversation streams and hold them.
+        convs = [await new_conversation() for _ in range(args.idle)]
+        rss_before = _rss_bytes(args.server_pid)
+        threads_before = _threads(args.server_pid)
+        opened = asyncio.Event()
+        ready = 0
+
+        async def hold(conv: str) -> None:
+            nonlocal ready
+            async with client.stream("GET", f"/api/v1/conversations/{conv}/stream") as r:
+                assert r.status_code == 200
+                ready += 1
+                if ready == args.idle:
+                    opened.set()
+                async for _ in r.aiter_lines():
+                    pass
+
+        holders = [asyncio.create_task(hold(c)) for c in convs]
+        await asyncio.wait_for(opened.wait(), timeout=300)
+        await asyncio.sleep(3)
+        rss_after = _rss_bytes(args.server_pid)
+        idle = {
+            "idle_streams": args.idle,
+            "server_threads_before": threads_before,
+            "server_threads_while_idle": _threads(args.server_pid),
+            "rss_growth_mb": round((rss_after - rss_before) / 2**20, 1),
+            "kb_per_idle_stream": round((rss_after - rss_before) / args.idle / 1024, 1),
+        }
+        for h in holders:
+            h.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+    return {"server": kind, "latency": latency, "concurrency": concurrency, "idle": idle}
+
+
+def _writes(args, llm, agent_ref, key, url) -> list[dict]:
+    """Log rows per answer as the answer grows (same pace)."""
+    import httpx
+
+    from apps.conversations.models import Run, RunEvent
+
+    out = []
+    for n in args.lengths:
+        llm.default_text = " ".join(f"w{i}" for i in range(n))
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        ) as c:
+            conv = c.post("/api/v1/conversations", json={"agent_id": agent_ref}).json()["data"][
+                "id"
+            ]
+            with c.stream(
+                "POST",
+                f"/api/v1/conversations/{conv}/messages",
+                json={"content": "go", "stream": True},
+            ) as r:
+                for line in r.iter_lines():
+                    if line.startswith("event: end"):
+                        break
+        run = Run.objects.filter(conversation_id=conv).get()
+        out.append(
+            {
+                "answer_tokens": n,
+                "log_rows": RunEvent.objects.filter(run=run).count(),
+                "events": RunEvent.objects.filter(run=run)
+                .order_by("-cursor_end")
+                .first()
+                .cursor_end
+                - RunEvent.objects.filter(run=run).order_by("cursor").first().cursor
+                + 1,
+            }
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200, 800])
+    parser.add_argument("--servers", nargs="+", default=["daphne", "uvicorn"])
+    args = parser.parse_args()
+    _prepare_environment()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from http.server import ThreadingHTTPServer
+
+    from apps.agents.models import Agent
+    from apps.providers.models import DefaultModel, Provider, ProviderModel
+    from apps.providers.scripted import ScriptedLLM
+    from apps.users.services import user_create
+    from tests.users.factories import make_api_key
+
+    ThreadingHTTPServer.request_queue_size = 1024  # bursts of connections, not refusals
+    llm = ScriptedLLM().start()
+    llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
+    llm.token_delay = PACE
+    try:
+        user = user_create(email="bench@example.com", password="bench-password-123", name="B")
+        workspace = user.memberships.get().workspace
+        provider = Provider.objects.create(
+            workspace=workspace, name="scripted", kind="openai", base_url=llm.base_url
+        )
+        model = ProviderModel.objects.create(
+            provider=provider, name="scripted-chat", kind="chat", context_window=128000
+        )
+        DefaultModel.objects.create(workspace=workspace, kind="chat", model=model)
+        Agent.objects.create(
+            workspace=workspace, created_by=user, name="Bench", slug="bench", model=model
+        )
+        _, key = make_api_key(user=user, workspace=workspace)
+        results = []
+        for kind in args.servers:
+            port = _free_port()
+            proc = _start_server(kind, port)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                import httpx
+
+                for _ in range(300):
+                    try:
+                        httpx.get(url + "/api/health", timeout=1)
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+                args.server_pid = proc.pid
+                llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
+                results.append(asyncio.run(_measure(kind, url, key, "bench", llm, args)))
+                if kind == args.servers[0]:
+                    writes = _writes(args, llm, "bench", key, url)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+        print(
+            json.dumps({"pace_tokens_per_s": 1 / PACE, "runs": results, "writes": writes}, indent=2)
+        )
+    finally:
+        llm.stop()
+
+
+if __name__ == "__main__":
+    main()
