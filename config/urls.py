@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.conversations.api.mcp import McpView
 from apps.core.api.views import HealthView, active
 
 handler400 = "apps.core.handlers.bad_request"
@@ -13,11 +14,11 @@ handler500 = "apps.core.handlers.server_error"
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.users.api.urls")),
-    # slot: providers urls
-    # slot: skills urls
-    # slot: knowledge urls
-    # slot: agents urls
-    # slot: conversations urls
+    path("", include("apps.providers.api.urls")),
+    path("", include("apps.skills.api.urls")),
+    path("", include("apps.knowledge.api.urls")),
+    path("", include("apps.agents.api.urls")),
+    path("", include("apps.conversations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -30,6 +31,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
-    # slot: identity urls (allauth headless, oauth2, .well-known)
-    # slot: mcp endpoint urls
+    path("", include("apps.users.urls")),
+    path("", include("apps.users.urls_headless")),
+    path("mcp", McpView.as_view(), name="mcp-endpoint"),
 ]

@@ -6,6 +6,7 @@ switches to the production profile: PostgreSQL, and Redis for channels, cache an
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -46,11 +47,11 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "apps.core",
     "apps.users",
-    # slot: apps.providers
-    # slot: apps.skills
-    # slot: apps.knowledge
-    # slot: apps.agents
-    # slot: apps.conversations
+    "apps.providers",
+    "apps.skills",
+    "apps.knowledge",
+    "apps.agents",
+    "apps.conversations",
 ]
 
 MIDDLEWARE = [
@@ -174,6 +175,10 @@ ACCOUNT_UNIQUE_EMAIL = True
 HEADLESS_ONLY = False
 
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105
 
 # --- Email ----------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -237,7 +242,7 @@ RATE_LIMITS = {
 }
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Agent Platform API",
     "DESCRIPTION": (
         "REST API of the agent platform. Every success is `{data, meta}`, every error "
@@ -259,6 +264,19 @@ SPECTACULAR_SETTINGS = {
 # Hosts an operator allows the server to reach even though they resolve to private
 # addresses (a local vLLM or Ollama, say). Also editable at runtime in system settings.
 OUTBOUND_ALLOWED_HOSTS: list[str] = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+
+# --- Model providers ------------------------------------------------------------------
+# Backoff of retried model calls (429/5xx/connection errors): base * 2^(n-1), capped.
+PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
+PROVIDER_RETRY_MAX_DELAY = env.float("PROVIDER_RETRY_MAX_DELAY", default=8.0)
+if isinstance(_enum_overrides := SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], dict):
+    _enum_overrides.update(
+        {
+            "ProviderKindEnum": "apps.providers.choices.ProviderKind",
+            "ModelKindEnum": "apps.providers.choices.ModelKind",
+            "ModelCapabilityEnum": "apps.providers.choices.Capability",
+        }
+    )
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -298,6 +316,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.purge_idempotency_records",
         "schedule": 60 * 60,
     },
+    "agents.expire_stale_jobs": {"task": "agents.expire_stale_jobs", "schedule": 5 * 60},
+    "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
+    "conversations.interrupt_stale_runs": {
+        "task": "conversations.interrupt_stale_runs",
+        "schedule": 60,
+    },
 }
 
 # django-oauth-toolkit: the OAuth 2.0 Security BCP (RFC 9700) behaviours, all on.
@@ -315,6 +339,96 @@ OAUTH2_PROVIDER = {
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 
+# --- Identity (apps.users; see docs/auth.md) ------------------------------------------
+from apps.users.keys import rsa_private_key_pem  # noqa: E402
+from apps.users.scopes import OAUTH2_SCOPES  # noqa: E402
+
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "apps.users.authentication.ApiKeyAuthentication",
+    "apps.users.authentication.OAuth2Authentication",
+    "apps.users.authentication.AppJwtAuthentication",
+    "apps.users.authentication.SessionAuthentication",
+]
+OAUTH2_PROVIDER.update(
+    {
+        "OAUTH2_VALIDATOR_CLASS": "apps.users.oauth.PlatformOAuth2Validator",
+        "OIDC_ENABLED": True,
+        "OIDC_RSA_PRIVATE_KEY": rsa_private_key_pem(
+            env_value=env.str("OIDC_RSA_PRIVATE_KEY", default=""), path=VAR_DIR / "oidc-rsa.pem"
+        ),
+        "OIDC_ISS_ENDPOINT": env.str("OIDC_ISSUER", default=""),
+        "SCOPES": OAUTH2_SCOPES,
+        "DEFAULT_SCOPES": ["read"],
+        "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+        "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH2_ACCESS_TOKEN_SECONDS", default=3600),
+        "REFRESH_TOKEN_EXPIRE_SECONDS": env.int(
+            "OAUTH2_REFRESH_TOKEN_SECONDS", default=30 * 24 * 3600
+        ),
+        "ID_TOKEN_EXPIRE_SECONDS": 3600,
+        "ROTATE_REFRESH_TOKEN": True,
+        "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+        "REQUEST_APPROVAL_PROMPT": "force",
+        "PKCE_REQUIRED": True,
+        "ALLOW_URI_WILDCARDS": False,
+        "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+        "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+        "OAUTH2_GRANT_TYPES_SUPPORTED": [
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+        ],
+    }
+)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WorkspaceRoleEnum"] = "apps.users.choices.Role"
+ACCOUNT_ADAPTER = "apps.users.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "apps.users.adapters.SocialAccountAdapter"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = True
+# Brute-force limits (MFA codes share "login_failed", keyed per user).
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "confirm_email": "1/10s/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+    "request_login_code": "20/m/ip,3/m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Agent Platform")
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+HEADLESS_SERVE_SPECIFICATION = True
+HEADLESS_TOKEN_STRATEGY = "allauth.headless.tokens.strategies.jwt.JWTTokenStrategy"  # noqa: S105
+HEADLESS_JWT_PRIVATE_KEY = rsa_private_key_pem(
+    env_value=env.str("HEADLESS_JWT_PRIVATE_KEY", default=""), path=VAR_DIR / "jwt-rsa.pem"
+)
+HEADLESS_JWT_ACCESS_TOKEN_EXPIRES_IN = 300
+HEADLESS_JWT_REFRESH_TOKEN_EXPIRES_IN = 14 * 24 * 3600
+HEADLESS_JWT_STATEFUL_VALIDATION_ENABLED = True
+
 # Fernet keys for secrets at rest (provider keys, MCP headers, webhook secrets), newest
 # first. Unset: one key derived from SECRET_KEY (fine for the embedded profile only).
 SECRET_ENCRYPTION_KEYS: list[str] = env.list("SECRET_ENCRYPTION_KEYS", default=[])
+
+# --- Tools, skills and MCP (apps.skills) ----------------------------------------------
+# Skill ZIP limits: entries, total uncompressed bytes, bytes per file, compression ratio.
+SKILL_MAX_FILES = env.int("SKILL_MAX_FILES", default=500)
+SKILL_MAX_TOTAL_BYTES = env.int("SKILL_MAX_TOTAL_BYTES", default=20 * 1024 * 1024)
+SKILL_MAX_FILE_BYTES = env.int("SKILL_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+SKILL_MAX_COMPRESSION_RATIO = env.int("SKILL_MAX_COMPRESSION_RATIO", default=100)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "ToolSourceEnum": "apps.skills.choices.ToolSource",
+        "SkillSourceEnum": "apps.skills.choices.SkillSource",
+        "McpAuthEnum": "apps.skills.choices.McpAuth",
+        "OpenApiAuthEnum": "apps.skills.choices.OpenApiAuth",
+    }
+)
+# --- Knowledge bases (limits: apps/knowledge/limits.py, each a setting of that name) --
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["KnowledgeSearchModeEnum"] = (
+    "apps.knowledge.choices.SearchMode"
+)

@@ -14,12 +14,10 @@ STORAGES = {
 }
 ALLOWED_HOSTS = ["*"]
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     import os
 
     # A file, not SQLite's in-memory default, so that worker subprocesses started by a
     # test (a killed Celery worker, a second server process) see the same test database.
     # One file per test process: concurrent test runs never share it.
-    DATABASES["default"]["TEST"] = {  # noqa: F405
-        "NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")  # noqa: F405
-    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
