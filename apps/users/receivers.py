@@ -42,48 +42,39 @@ def _audit_login_failed(
     )
 
 
-@receiver(mfa_signals.authenticator_added, dispatch_uid="users.audit_mfa_added")
-def _audit_mfa_added(
-    sender: Any, request: HttpRequest | None, user: User, authenticator: Any, **kwargs: Any
+def _audit_authenticator(
+    action: str, request: HttpRequest | None, user: User, authenticator: Any, **metadata: Any
 ) -> None:
     audit_record(
-        action="mfa.add",
+        action=action,
         actor_user=user,
         workspace_id=None,
         target_type="authenticator",
         target_id=str(authenticator.pk),
-        metadata={"type": str(authenticator.type)},
+        metadata=metadata or None,
         ip=_ip(request),
     )
+
+
+@receiver(mfa_signals.authenticator_added, dispatch_uid="users.audit_mfa_added")
+def _audit_mfa_added(
+    sender: Any, request: HttpRequest | None, user: User, authenticator: Any, **kwargs: Any
+) -> None:
+    _audit_authenticator("mfa.add", request, user, authenticator, type=str(authenticator.type))
 
 
 @receiver(mfa_signals.authenticator_removed, dispatch_uid="users.audit_mfa_removed")
 def _audit_mfa_removed(
     sender: Any, request: HttpRequest | None, user: User, authenticator: Any, **kwargs: Any
 ) -> None:
-    audit_record(
-        action="mfa.remove",
-        actor_user=user,
-        workspace_id=None,
-        target_type="authenticator",
-        target_id=str(authenticator.pk),
-        metadata={"type": str(authenticator.type)},
-        ip=_ip(request),
-    )
+    _audit_authenticator("mfa.remove", request, user, authenticator, type=str(authenticator.type))
 
 
 @receiver(mfa_signals.authenticator_reset, dispatch_uid="users.audit_mfa_reset")
 def _audit_mfa_reset(
     sender: Any, request: HttpRequest | None, user: User, authenticator: Any, **kwargs: Any
 ) -> None:
-    audit_record(
-        action="mfa.recovery_codes_reset",
-        actor_user=user,
-        workspace_id=None,
-        target_type="authenticator",
-        target_id=str(authenticator.pk),
-        ip=_ip(request),
-    )
+    _audit_authenticator("mfa.recovery_codes_reset", request, user, authenticator)
 
 
 @receiver(mfa_signals.authentication_failed, dispatch_uid="users.audit_mfa_failed")
