@@ -4,4 +4,4 @@ from .base import *
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
-ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="optional")
+# Email verification stays mandatory (codes arrive on the console email backend).

@@ -52,3 +52,18 @@ def test_prod_passes_check_deploy():
         "WARNING",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dev_settings_pass_system_checks():
+    """`make run` uses these settings: a broken combination must fail here, not there."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.dev"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
