@@ -10,7 +10,8 @@ then uvicorn) on 127.0.0.1. Prints one JSON object:
 1. latency: median time to first token and median gap between tokens, direct vs through
    the platform (client-side, same pace), the added time, and the server's CPU per token;
 2. concurrency: N streams at once at an upstream pace of 50 tokens/s: stalls (a gap over
-   2x the pace, 40 ms) and p99 gap; memory per idle stream (RSS growth / M open streams);
+   2x the pace, 40 ms) and p99 gap; memory per idle stream (RSS growth / M open streams,
+   in two waves of M: the second shows the steady cost) and the server's thread count;
 3. writes: durable-log rows (one INSERT each) per answer, for answers of growing length.
 """
 
@@ -109,7 +110,7 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=args.idle + args.concurrent + 50)
+    limits = httpx.Limits(max_connections=2 * args.idle + args.concurrent + 50)
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client,
         httpx.AsyncClient(timeout=120) as direct,
@@ -190,32 +191,37 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
         }
 
         # Idle streams: open M conversation streams and hold them.
-        convs = [await new_conversation() for _ in range(args.idle)]
-        rss_before = _rss_bytes(args.server_pid)
-        threads_before = _threads(args.server_pid)
-        opened = asyncio.Event()
-        ready = 0
-
-        async def hold(conv: str) -> None:
-            nonlocal ready
+        # Two waves of M: the first wave's growth includes the burst of M requests being
+        # handled at once (allocator arenas stay); the second wave, opened while the first
+        # stays open, shows what one more open stream really holds.
+        async def hold(conv: str, wave: dict) -> None:
             async with client.stream("GET", f"/api/v1/conversations/{conv}/stream") as r:
                 assert r.status_code == 200
-                ready += 1
-                if ready == args.idle:
-                    opened.set()
+                wave["ready"] += 1
+                if wave["ready"] == args.idle:
+                    wave["opened"].set()
                 async for _ in r.aiter_lines():
                     pass
 
-        holders = [asyncio.create_task(hold(c)) for c in convs]
-        await asyncio.wait_for(opened.wait(), timeout=300)
-        await asyncio.sleep(3)
-        rss_after = _rss_bytes(args.server_pid)
+        holders: list[asyncio.Task] = []
+        before: list[int] = []
+        after: list[int] = []
+        threads_before = _threads(args.server_pid)
+        for _ in range(2):
+            convs = [await new_conversation() for _ in range(args.idle)]
+            before.append(_rss_bytes(args.server_pid))
+            wave = {"ready": 0, "opened": asyncio.Event()}
+            holders += [asyncio.create_task(hold(c, wave)) for c in convs]
+            await asyncio.wait_for(wave["opened"].wait(), timeout=300)
+            await asyncio.sleep(3)
+            after.append(_rss_bytes(args.server_pid))
         idle = {
-            "idle_streams": args.idle,
+            "idle_streams": 2 * args.idle,
             "server_threads_before": threads_before,
             "server_threads_while_idle": _threads(args.server_pid),
-            "rss_growth_mb": round((rss_after - rss_before) / 2**20, 1),
-            "kb_per_idle_stream": round((rss_after - rss_before) / args.idle / 1024, 1),
+            "first_wave_rss_growth_mb": round((after[0] - before[0]) / 2**20, 1),
+            "kb_per_idle_stream_first_wave": round((after[0] - before[0]) / args.idle / 1024, 1),
+            "kb_per_idle_stream_second_wave": round((after[1] - before[1]) / args.idle / 1024, 1),
         }
         for h in holders:
             h.cancel()
