@@ -2,12 +2,8 @@
 server (uvicorn) in a thread of the test process, an agent on the scripted model server,
 and SSE helpers."""
 
-import atexit
 import json
-import os
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from typing import Any
@@ -15,22 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from django.conf import settings as django_settings
 
 from tests.agents.factories import make_agent
 from tests.providers.factories import make_scripted_provider
-
-# The live server runs requests and runs on other threads than the test. SQLite's
-# in-memory test database is shared between threads only in "shared cache" mode, whose
-# table locks fail at once instead of waiting: give the session a WAL file database
-# (like the embedded profile itself) so concurrent connections wait on the busy timeout.
-_default_db = django_settings.DATABASES["default"]
-if _default_db["ENGINE"] == "django.db.backends.sqlite3" and not _default_db.get("TEST", {}).get(
-    "NAME"
-):
-    _tmp = tempfile.mkdtemp(prefix="test-db-")
-    _default_db.setdefault("TEST", {})["NAME"] = os.path.join(_tmp, "test.sqlite3")
-    atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 
 
 class LiveASGI:
