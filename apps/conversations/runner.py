@@ -110,6 +110,15 @@ def message_as_openai(m: Message) -> dict[str, Any]:
     return out
 
 
+def current_turn(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What an agent with memory_mode "none" sees: the latest user message and what this
+    turn added after it (tool calls and results while the run goes on)."""
+    for index in range(len(history) - 1, -1, -1):
+        if history[index].get("role") == "user":
+            return history[index:]
+    return history
+
+
 def history_sync(conversation_id: uuid.UUID) -> list[dict[str, Any]]:
     """The conversation's live messages from the latest compaction summary on."""
     rows = list(
@@ -292,7 +301,7 @@ async def execute_run(run: Run) -> str:
                     EventType.TOOL_RESULT,
                     {
                         "tool_call_id": repair.get("tool_call_id"),
-                        "name": repair.get("name", ""),
+                        "name": repair.get("metadata", {}).get("tool_name", ""),
                         "content": repair.get("content", ""),
                         "is_error": True,
                         "synthetic": True,
@@ -300,6 +309,8 @@ async def execute_run(run: Run) -> str:
                 )
             if repairs:
                 history = await sync_to_async(history_sync)(run.conversation_id)
+        if snapshot.memory_mode == "none":
+            history = current_turn(history)
         ctx = ToolContext(
             workspace_id=run.workspace_id,
             user_id=run.created_by_id,

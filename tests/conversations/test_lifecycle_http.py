@@ -239,6 +239,14 @@ def test_dead_process_run_becomes_interrupted_and_dangling_calls_are_repaired(
     assert roles == ["user", "assistant", "tool", "user"]
     dead_events = read_sse(http.get(f"/api/v1/runs/{dead.id}/stream"))
     assert [e["type"] for e in dead_events] == ["run.interrupted", "done", "end"]
+    repaired = [
+        e["data"]
+        for e in read_sse(http.get(f"/api/v1/runs/{run['id']}/stream"))
+        if e["type"] == "tool.result"
+    ]
+    assert [(r["tool_call_id"], r["name"], r["synthetic"]) for r in repaired] == [
+        ("d1", "calculator", True)
+    ]
 
 
 def test_max_loops_stop(http, chat_agent, scripted_llm):
@@ -254,3 +262,14 @@ def test_max_loops_stop(http, chat_agent, scripted_llm):
     events = read_sse(http.get(f"/api/v1/runs/{run['id']}/stream"))
     assert [e["type"] for e in events][-3:] == ["run.failed", "done", "end"]
     assert events[-3]["data"]["error"]["code"] == "max_loops_exceeded"
+
+
+def test_memory_mode_none_sends_only_the_current_message(http, chat_agent, scripted_llm):
+    chat_agent.memory_mode = "none"
+    chat_agent.save(update_fields=["memory_mode"])
+    scripted_llm.push("first answer", "A title", "second answer")
+    conv_id = _conversation(http, chat_agent)
+    _wait_status(_send(http, conv_id, "first question")["id"], "completed")
+    _wait_status(_send(http, conv_id, "second question")["id"], "completed")
+    sent = [m for m in scripted_llm.requests[-1]["messages"] if m["role"] != "system"]
+    assert sent == [{"role": "user", "content": "second question"}]
