@@ -4,12 +4,12 @@ Every request to a user-supplied URL (provider base URL, MCP server, URL import,
 import, webhook, HTTP tool) goes through this module:
 
 - `check_url(url)` validates a URL when it is saved (scheme, host, resolved addresses);
-- `outbound_client()` / `async_outbound_client()` are httpx clients whose transport resolves
-  the host and re-checks the addresses on EVERY new connection (so a DNS change after the
-  save, or a redirect to another host, is caught), then connects to the checked address
-  itself (no second lookup, so no DNS rebinding) while TLS still verifies and sends SNI for
-  the original host name. Response bodies are capped in bytes. These are what the openai and
-  anthropic SDKs get as `http_client`;
+- `outbound_client()` / `async_outbound_client()` are httpx2 clients (httpx's API) whose
+  transport resolves the host and re-checks the addresses on EVERY new connection (so a
+  DNS change after the save, or a redirect to another host, is caught), then connects to
+  the checked address itself (no second lookup, so no DNS rebinding) while TLS still
+  verifies and sends SNI for the original host name. Response bodies are capped in
+  bytes. These are what the openai and anthropic SDKs get as `http_client`;
 - `fetch()` / `afetch()` do one bounded request (bytes, time, redirects, each hop checked).
 
 An address is refused unless it is globally routable: private, loopback, link-local
@@ -33,9 +33,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import anyio
-import httpcore
 import httpcore2
-import httpx
 import httpx2
 from django.conf import settings
 
@@ -250,7 +248,7 @@ async def acheck_url(url: str, *, field: str = "url") -> None:
 # --- guarded transports ---------------------------------------------------------------
 #
 # The openai, anthropic and mcp SDKs are built on `httpx2` (a fork of httpx with the same
-# API); other code may use `httpx`. The same guarded transport is built for both.
+# API), so the guarded transports are httpx2 transports: one stack for every caller.
 
 
 def _check_addresses_sync(host: str, addresses: list[IPAddress]) -> None:
@@ -419,13 +417,22 @@ def _build_transports(hx: Any, hc: Any) -> tuple[Any, Any]:
 
 
 GuardedTransport, AsyncGuardedTransport = _build_transports(httpx2, httpcore2)
-HttpxGuardedTransport, HttpxAsyncGuardedTransport = _build_transports(httpx, httpcore)
 
 
-def _timeout(hx: Any, timeout: Any) -> Any:
-    if isinstance(timeout, hx.Timeout):
-        return timeout
-    return hx.Timeout(timeout, connect=min(float(timeout), 10.0))
+def _client_options(
+    timeout: float | httpx2.Timeout, headers: Mapping[str, str] | None, follow_redirects: bool
+) -> dict[str, Any]:
+    """What every guarded client shares. Environment proxies are ignored (trust_env=False)
+    so they cannot bypass the check; `timeout` bounds connect (at most 10 s) and each read."""
+    if not isinstance(timeout, httpx2.Timeout):
+        timeout = httpx2.Timeout(timeout, connect=min(float(timeout), 10.0))
+    return {
+        "timeout": timeout,
+        "headers": dict(headers or {}),
+        "follow_redirects": follow_redirects,
+        "max_redirects": 5,
+        "trust_env": False,
+    }
 
 
 def outbound_client(
@@ -439,15 +446,10 @@ def outbound_client(
     ignored so they cannot bypass the check). `timeout` bounds connect and each read.
 
     It is an `httpx2` client, the httpx fork the openai, anthropic and mcp SDKs require for
-    `http_client=`; its API is httpx's. For a plain `httpx` client use
-    `outbound_httpx_client`."""
+    `http_client=`; its API is httpx's."""
     return httpx2.Client(
         transport=GuardedTransport(max_bytes=max_bytes),
-        timeout=_timeout(httpx2, timeout),
-        headers=dict(headers or {}),
-        follow_redirects=follow_redirects,
-        max_redirects=5,
-        trust_env=False,
+        **_client_options(timeout, headers, follow_redirects),
     )
 
 
@@ -461,47 +463,7 @@ def async_outbound_client(
     """The async twin of `outbound_client` (an `httpx2.AsyncClient`)."""
     return httpx2.AsyncClient(
         transport=AsyncGuardedTransport(max_bytes=max_bytes),
-        timeout=_timeout(httpx2, timeout),
-        headers=dict(headers or {}),
-        follow_redirects=follow_redirects,
-        max_redirects=5,
-        trust_env=False,
-    )
-
-
-def outbound_httpx_client(
-    *,
-    timeout: float | httpx.Timeout = 30.0,
-    max_bytes: int | None = None,
-    headers: Mapping[str, str] | None = None,
-    follow_redirects: bool = False,
-) -> httpx.Client:
-    """`outbound_client`, as a plain `httpx.Client`."""
-    return httpx.Client(
-        transport=HttpxGuardedTransport(max_bytes=max_bytes),
-        timeout=_timeout(httpx, timeout),
-        headers=dict(headers or {}),
-        follow_redirects=follow_redirects,
-        max_redirects=5,
-        trust_env=False,
-    )
-
-
-def async_outbound_httpx_client(
-    *,
-    timeout: float | httpx.Timeout = 30.0,
-    max_bytes: int | None = None,
-    headers: Mapping[str, str] | None = None,
-    follow_redirects: bool = False,
-) -> httpx.AsyncClient:
-    """`async_outbound_client`, as a plain `httpx.AsyncClient`."""
-    return httpx.AsyncClient(
-        transport=HttpxAsyncGuardedTransport(max_bytes=max_bytes),
-        timeout=_timeout(httpx, timeout),
-        headers=dict(headers or {}),
-        follow_redirects=follow_redirects,
-        max_redirects=5,
-        trust_env=False,
+        **_client_options(timeout, headers, follow_redirects),
     )
 
 

@@ -18,7 +18,6 @@ from apps.core.outbound import (
     fetch,
     is_public_address,
     outbound_client,
-    outbound_httpx_client,
 )
 
 pytestmark = pytest.mark.django_db
@@ -223,8 +222,3 @@ def test_async_fetch_and_client_apply_the_same_checks(local_server, allow_loopba
         return ok
 
     assert async_to_sync(run)().text == "hello from /async"
-
-
-def test_plain_httpx_client_is_guarded_too(local_server):
-    with outbound_httpx_client() as client, pytest.raises(OutboundBlocked):
-        client.get(f"http://{local_server}/")
