@@ -1,8 +1,11 @@
 """WebSocket stream of a conversation: the same JSON events as SSE, one per frame.
 
 ws(s)://host/ws/v1/conversations/<id>/stream?cursor=N[&ticket=T]
-Authenticated by the browser session or a stream ticket; the access check is the same
-`access_conversation` selector. Resume exactly like SSE with `cursor`.
+Authenticated like the REST API: an `Authorization: Bearer` header (API key, OAuth2
+token, app JWT; its scopes must allow reading conversations), else a stream ticket, else
+the browser session (whose Origin must be an allowed host: see `config/asgi.py`). The
+access check is the same `access_conversation` selector. Resume exactly like SSE with
+`cursor`.
 """
 
 import asyncio
@@ -12,6 +15,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.exceptions import AuthenticationFailed
 
 from apps.conversations.exceptions import InvalidCursor
 from apps.conversations.selectors import access_conversation
@@ -20,12 +24,38 @@ from apps.conversations.streaming import HEARTBEAT, events_after, parse_cursor
 from apps.core.events import Event
 from apps.core.exceptions import ApplicationError
 from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
+from apps.users.authentication import authenticate_bearer
+
+
+class ScopeDenied(PermissionError):
+    pass
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _resolve_sync(scope: dict[str, Any], conversation_id: str) -> tuple[Actor, uuid.UUID]:
     query = parse_qs(scope.get("query_string", b"").decode())
     token = (query.get("ticket") or [""])[0]
+    authorization = _header(scope, b"authorization")
     workspace_header = None
+    if authorization:
+        try:
+            user, credential = authenticate_bearer(authorization)
+        except AuthenticationFailed as exc:
+            raise PermissionError("invalid bearer token") from exc
+        actor = actor_resolve(
+            user=user,
+            credential=credential,
+            requested_workspace_id=_header(scope, b"x-workspace-id"),
+        )
+        if not actor.allows("conversations", write=False):
+            raise ScopeDenied("the token's scopes do not allow reading conversations")
+        return actor, access_conversation(actor=actor, conversation_id=conversation_id).id
     if token:
         ticket = stream_ticket_consume(token=token)
         if ticket is None or not ticket.user.is_active:
@@ -38,9 +68,7 @@ def _resolve_sync(scope: dict[str, Any], conversation_id: str) -> tuple[Actor, u
         user = scope.get("user")  # type: ignore[assignment]
         if user is None or not user.is_authenticated or not user.is_active:
             raise PermissionError("not authenticated")
-        for name, value in scope.get("headers", []):
-            if name == b"x-workspace-id":
-                workspace_header = value.decode()
+        workspace_header = _header(scope, b"x-workspace-id")
     actor = actor_resolve(
         user=user, credential=SESSION_CREDENTIAL, requested_workspace_id=workspace_header
     )
@@ -56,6 +84,9 @@ class ConversationStreamConsumer(AsyncJsonWebsocketConsumer):
         try:
             _, conv_id = await sync_to_async(_resolve_sync)(self.scope, str(conversation_id))
             cursor = parse_cursor(None, (query.get("cursor") or [None])[0])
+        except ScopeDenied:
+            await self.close(code=4403)
+            return
         except PermissionError:
             await self.close(code=4401)
             return

@@ -117,3 +117,22 @@ class SessionAuthentication(authentication.SessionAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # A header here makes DRF answer 401 (not 403) to requests with no credentials.
         return _REALM
+
+
+BEARER_AUTHENTICATORS = (ApiKeyAuthentication, OAuth2Authentication, AppJwtAuthentication)
+
+
+def authenticate_bearer(authorization: str) -> tuple[Any, Credential]:
+    """The (user, Credential) of an `Authorization` header value, for transports outside
+    DRF (WebSockets): the same API keys, OAuth2 tokens and app JWTs as the REST API.
+    Raises AuthenticationFailed."""
+    django_request = HttpRequest()
+    django_request.META["HTTP_AUTHORIZATION"] = authorization
+    request = Request(django_request)
+    if bearer_token(django_request) is None:
+        raise AuthenticationFailed("Expected `Authorization: Bearer <token>`.")
+    for authenticator in BEARER_AUTHENTICATORS:
+        result = authenticator().authenticate(request)
+        if result is not None:
+            return result
+    raise AuthenticationFailed("Invalid or expired token.")

@@ -12,6 +12,7 @@ from apps.core.events import EventType
 from config.asgi import application
 from tests.agents.factories import actor_for, make_agent
 from tests.conversations.factories import make_conversation
+from tests.users.factories import UserFactory, make_api_key
 
 
 @pytest.fixture
@@ -93,3 +94,47 @@ def test_websocket_refuses_a_used_ticket(conv_with_events, user, workspace):
         return results
 
     assert async_to_sync(scenario)() == [(True, None), (False, 4401)]
+
+
+def _connect_with(conv, headers, cursor=-1):
+    async def scenario():
+        comm = WebsocketCommunicator(
+            application, f"/ws/v1/conversations/{conv.id}/stream?cursor={cursor}", headers=headers
+        )
+        connected, code = await comm.connect()
+        got = await _receive_all(comm, 5) if connected else None
+        await comm.disconnect()
+        return connected, code, got
+
+    return async_to_sync(scenario)()
+
+
+def test_websocket_accepts_an_api_key_without_origin(conv_with_events, user, workspace):
+    """Non-browser clients authenticate with the same bearer credentials as the REST API
+    and send no Origin header."""
+    conv, events = conv_with_events
+    _, key = make_api_key(user=user, workspace=workspace, scopes=("conversations:read",))
+    connected, _, got = _connect_with(conv, [(b"authorization", f"Bearer {key}".encode())])
+    assert connected
+    assert got == events
+
+
+def test_websocket_bearer_refusals(conv_with_events, user, workspace):
+    conv, _ = conv_with_events
+    _, narrow = make_api_key(user=user, workspace=workspace, scopes=("knowledge:read",))
+    outsider = UserFactory(email="mallory@example.com")
+    outsider_ws = outsider.memberships.get().workspace
+    _, foreign = make_api_key(user=outsider, workspace=outsider_ws)
+
+    def code_for(headers):
+        connected, code, _ = _connect_with(conv, headers)
+        assert not connected
+        return code
+
+    assert code_for([(b"authorization", b"Bearer ak_not-a-real-key")]) == 4401
+    assert code_for([(b"authorization", f"Bearer {narrow}".encode())]) == 4403
+    # Another workspace's key: the conversation does not exist for it.
+    assert code_for([(b"authorization", f"Bearer {foreign}".encode())]) == 4404
+    # Without a bearer header the Origin check applies: a foreign page is refused.
+    connected, _, _ = _connect_with(conv, [(b"origin", b"https://evil.example")])
+    assert not connected
