@@ -21,6 +21,7 @@ tool calls without a result get a synthetic one (metadata synthetic=true, reason
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -279,12 +280,49 @@ class _Stopped(Exception):
         self.message = message
 
 
+# What a sub-agent's turn shows in its parent's stream (wrapped in `subagent` events):
+# its steps, not its token deltas (its answer arrives whole in `answer.done`, and is the
+# parent's `tool.result`).
+SUBAGENT_RELAYED = frozenset(
+    {
+        EventType.PHASE,
+        EventType.TOOL_CALL,
+        EventType.TOOL_RESULT,
+        EventType.ANSWER_START,
+        EventType.ANSWER_DONE,
+        EventType.SUBAGENT,  # a sub-agent's own sub-agents, already wrapped
+    }
+)
+# The id of the tool call being executed (read by the sub-agent tool).
+_current_call: contextvars.ContextVar[str] = contextvars.ContextVar("tool_call_id", default="")
+
+
 class _SubAgentHooks:
-    """A sub-agent's turn runs inside its parent's tool call: its events and messages stay
-    inside it (the parent records the tool call and its result)."""
+    """A sub-agent's turn runs inside its parent's tool call: its messages stay inside it
+    (the parent records the tool call and its result); its steps are relayed to the
+    parent's stream as `subagent` events naming the parent's tool call."""
+
+    def __init__(self, parent: RunHooks, *, tool_call_id: str, agent_id: uuid.UUID, depth: int):
+        self.parent = parent
+        self.tool_call_id = tool_call_id
+        self.agent_id = str(agent_id)
+        self.depth = depth
 
     async def emit(self, type: EventType, data: dict[str, Any]) -> None:
-        return None
+        if type not in SUBAGENT_RELAYED:
+            return
+        if type == EventType.SUBAGENT:
+            await self.parent.emit(type, data)
+            return
+        await self.parent.emit(
+            EventType.SUBAGENT,
+            {
+                "tool_call_id": self.tool_call_id,
+                "agent_id": self.agent_id,
+                "depth": self.depth,
+                "event": {"type": str(type), "data": data},
+            },
+        )
 
     async def persist_message(self, message: dict[str, Any]) -> uuid.UUID:
         return uuid.UUID(str(message["id"]))
@@ -873,6 +911,8 @@ class _Turn:
                 is_error=True,
             )
         timeout = None if spec.source == "agent" else TOOL_TIMEOUT_SECONDS
+        # For the sub-agent tool; parallel calls each run in a task (a context) of their own.
+        _current_call.set(call["id"])
         try:
             result = await asyncio.wait_for(spec.execute(args, self.context), timeout=timeout)
         except TimeoutError:
@@ -943,11 +983,14 @@ class _Turn:
         )
         if snapshot is None:
             return ToolResult(content="This agent is no longer available.", is_error=True)
+        depth = context.depth + 1
         outcome = await run_turn(
             agent=snapshot,
             history=[{"id": _new_id(), "role": "user", "content": task}],
-            hooks=_SubAgentHooks(),
-            context=replace(context, agent_id=agent_id, depth=context.depth + 1),
+            hooks=_SubAgentHooks(
+                self.hooks, tool_call_id=_current_call.get(), agent_id=agent_id, depth=depth
+            ),
+            context=replace(context, agent_id=agent_id, depth=depth),
             cancel=self.cancel,
             usage=replace(self.usage, agent_id=agent_id),
         )

@@ -30,6 +30,7 @@ class EventType(StrEnum):
     ANSWER_START = "answer.start"  # {message_id}
     ANSWER_DELTA = "answer.delta"  # {message_id, delta}
     ANSWER_DONE = "answer.done"  # {message_id, content, citations}
+    SUBAGENT = "subagent"  # {tool_call_id, agent_id, depth, event: {type, data}}
     TITLE = "title"  # {title}
     SUGGESTIONS = "suggestions"  # {suggestions: [str]}
     RUN_REQUIRES_ACTION = "run.requires_action"  # {pending: [{tool_call_id, name, arguments}]}

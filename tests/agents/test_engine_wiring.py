@@ -57,6 +57,22 @@ def test_a_sub_agent_answers_through_its_tool(workspace, model, scripted_llm):
         ("assistant", None, "The researcher says 42."),
     ]
     assert [d["source"] for d in hooks.of("tool.call")] == ["agent"]
+    # the sub-agent's steps reach the parent's stream, wrapped, without its token deltas
+    relayed = hooks.of("subagent")
+    assert {(d["tool_call_id"], d["agent_id"], d["depth"]) for d in relayed} == {
+        ("sub", str(child.id), 1)
+    }
+    kinds = [d["event"]["type"] for d in relayed]
+    assert "answer.delta" not in kinds
+    assert [k for k in kinds if k in ("tool.call", "tool.result", "answer.done")] == [
+        "tool.call",
+        "tool.result",
+        "answer.done",
+    ]
+    [child_call] = [d["event"]["data"] for d in relayed if d["event"]["type"] == "tool.call"]
+    assert child_call["name"] == "calculator"
+    [child_done] = [d["event"]["data"] for d in relayed if d["event"]["type"] == "answer.done"]
+    assert child_done["content"] == "42 it is."
     parent_first, child_first, child_second, parent_second = chat_requests(scripted_llm)
     [ask] = parent_first["tools"]
     assert ask["function"]["name"] == "ask_researcher"
