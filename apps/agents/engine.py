@@ -45,7 +45,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.tools import Citation, ToolContext, ToolResult, ToolSpec
 from apps.knowledge.selectors import knowledge_tool_specs
 from apps.providers.exceptions import ProviderError
-from apps.providers.services import chat_complete, chat_stream, model_info
+from apps.providers.services import amodel_info, chat_complete, chat_stream
 from apps.providers.types import (
     ChatEvent,
     Finish,
@@ -532,7 +532,7 @@ class _Turn:
 
     async def _prepare(self) -> None:
         agent = self.agent
-        self.model = await sync_to_async(model_info)(
+        self.model = await amodel_info(
             workspace_id=agent.workspace_id, model_id=agent.model_id, kind="chat"
         )
         specs, skills_text = await self._gather_tools()

@@ -459,10 +459,14 @@ def async_outbound_client(
     max_bytes: int | None = None,
     headers: Mapping[str, str] | None = None,
     follow_redirects: bool = False,
+    limits: httpx2.Limits | None = None,
 ) -> httpx2.AsyncClient:
-    """The async twin of `outbound_client` (an `httpx2.AsyncClient`)."""
+    """The async twin of `outbound_client` (an `httpx2.AsyncClient`). `limits` sizes its
+    connection pool (httpx's default: 100 connections, 20 kept alive for 5 s)."""
     return httpx2.AsyncClient(
-        transport=AsyncGuardedTransport(max_bytes=max_bytes),
+        transport=AsyncGuardedTransport(
+            max_bytes=max_bytes, **({"limits": limits} if limits is not None else {})
+        ),
         **_client_options(timeout, headers, follow_redirects),
     )
 

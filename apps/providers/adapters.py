@@ -1,7 +1,7 @@
 """One small client interface for every provider kind, and one adapter per kind.
 
 An adapter streams a chat (OpenAI-format messages and tool specs in, `ChatEvent`s out),
-embeds texts and lists the upstream's models. It maps every SDK error onto a
+embeds texts, reranks documents and lists the upstream's models. It maps every SDK error onto a
 `ProviderError` whose message never contains a key. Adapters make no retries (the runtime
 does) and connect only through the outbound guard. Adding a kind = adding an adapter here
 and a `ProviderKind`.
@@ -9,8 +9,11 @@ and a `ProviderKind`.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +27,7 @@ from apps.providers.exceptions import (
     ModelNotFound,
     ProviderAuthFailed,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderError,
     ProviderRateLimited,
     ProviderServerError,
@@ -76,6 +80,10 @@ class Adapter(Protocol):
         self, *, model: str, texts: list[str], dimensions: int | None
     ) -> tuple[list[list[float]], int | None]: ...
 
+    async def rerank(
+        self, *, model: str, query: str, documents: list[str], top_n: int | None
+    ) -> tuple[list[tuple[int, float]], int | None]: ...
+
     async def list_models(self) -> list[str]: ...
 
     async def aclose(self) -> None: ...
@@ -85,6 +93,49 @@ def make_adapter(endpoint: Endpoint) -> Adapter:
     if endpoint.kind == ProviderKind.ANTHROPIC:
         return AnthropicAdapter(endpoint)
     return OpenAIAdapter(endpoint)
+
+
+# --- shared SDK clients -----------------------------------------------------------------
+#
+# On an event loop that lives as long as the process (the ASGI server's), one SDK client
+# per endpoint (so one pool of keep-alive connections) serves every call: a model call then
+# reuses a connection instead of opening one. Every new connection is still checked by
+# the outbound guard. Short-lived loops (a Celery task's `async_to_sync`) keep building a
+# client per call and closing it, as their loop does not outlive the call.
+
+MAX_SHARED_CLIENTS = 64  # per loop, least recently used dropped first
+# Streams are long: no cap on concurrent connections to one provider; idle ones are kept
+# for reuse a little while.
+_POOL_LIMITS = httpx2.Limits(
+    max_connections=None, max_keepalive_connections=64, keepalive_expiry=30.0
+)
+_sharing_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[Endpoint, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def share_clients_on_this_loop() -> None:
+    """Declare the running event loop long-lived: adapters made on it share SDK clients."""
+    _sharing_loops.add(asyncio.get_running_loop())
+
+
+def _client_for(endpoint: Endpoint, build: Callable[[], Any]) -> tuple[Any, bool]:
+    """(client, shared): the loop's shared client for `endpoint`, or a new one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return build(), False
+    if loop not in _sharing_loops:
+        return build(), False
+    clients = _shared.setdefault(loop, OrderedDict())
+    client = clients.get(endpoint)
+    if client is None or client.is_closed():
+        client = clients[endpoint] = build()
+        while len(clients) > MAX_SHARED_CLIENTS:
+            clients.popitem(last=False)  # in-flight calls keep their reference
+    clients.move_to_end(endpoint)
+    return client, True
 
 
 def _timeout(endpoint: Endpoint) -> httpx2.Timeout:
@@ -164,6 +215,61 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# --- rerank answers --------------------------------------------------------------------
+
+
+def parse_rerank(payload: Any, *, count: int) -> list[tuple[int, float]]:
+    """(index, score) pairs of a rerank answer: `{"results": [...]}` (or a bare list, as
+    HF TEI answers), each `{"index", "relevance_score"}` (or `"score"`). Raises
+    ProviderError for an answer of another shape or an index out of range."""
+    rows = payload.get("results") if isinstance(payload, dict) else payload
+    if not isinstance(rows, list):
+        raise ProviderBadResponse("The rerank answer has no results list.")
+    pairs: list[tuple[int, float]] = []
+    seen: set[int] = set()
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ProviderBadResponse("A rerank result is not an object.")
+        index = row.get("index")
+        score = row.get("relevance_score", row.get("score"))
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, int)
+            or not 0 <= index < count
+            or index in seen
+            or isinstance(score, bool)
+            or not isinstance(score, int | float)
+        ):
+            raise ProviderBadResponse("The rerank answer has an invalid index or score.")
+        seen.add(index)
+        pairs.append((index, float(score)))
+    return pairs
+
+
+def _rerank_tokens(payload: Any) -> int | None:
+    """The tokens a rerank answer reports: `usage.{total,prompt,input}_tokens` (Jina,
+    vLLM, Xinference) or `meta.tokens.input_tokens` / `meta.billed_units.input_tokens`
+    (Cohere). None when it reports none."""
+    if not isinstance(payload, dict):
+        return None
+    meta = payload.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
+    candidates = [
+        payload.get("usage"),
+        meta.get("tokens"),
+        meta.get("billed_units"),
+    ]
+    for block in candidates:
+        if not isinstance(block, dict):
+            continue
+        for name in ("total_tokens", "prompt_tokens", "input_tokens"):
+            value = block.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return int(value)
+    return None
+
+
 # --- OpenAI-compatible ------------------------------------------------------------------
 
 
@@ -177,21 +283,29 @@ def _finish_reason(raw: str | None) -> str:
     return "stop"
 
 
+def _http_client(endpoint: Endpoint) -> httpx2.AsyncClient:
+    return async_outbound_client(
+        timeout=_timeout(endpoint), max_bytes=MAX_RESPONSE_BYTES, limits=_POOL_LIMITS
+    )
+
+
 class OpenAIAdapter:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.client = openai.AsyncOpenAI(
-            api_key=endpoint.api_key or "not-needed",
-            base_url=endpoint.base_url or None,
-            max_retries=0,
-            timeout=_timeout(endpoint),
-            http_client=async_outbound_client(
-                timeout=_timeout(endpoint), max_bytes=MAX_RESPONSE_BYTES
+        self.client, self._shared = _client_for(
+            endpoint,
+            lambda: openai.AsyncOpenAI(
+                api_key=endpoint.api_key or "not-needed",
+                base_url=endpoint.base_url or None,
+                max_retries=0,
+                timeout=_timeout(endpoint),
+                http_client=_http_client(endpoint),
             ),
         )
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if not self._shared:
+            await self.client.close()
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         kwargs: dict[str, Any] = {
@@ -211,34 +325,47 @@ class OpenAIAdapter:
         calls: dict[int, dict[str, str]] = {}
         finish: str | None = None
         try:
-            stream = await self.client.chat.completions.create(**kwargs)
+            # The SDK sends the request, decodes the SSE stream and raises its errors
+            # (HTTP and in-stream); chunks stay plain dicts (`cast_to=object`): building
+            # a typed model per streamed token was most of a token's CPU cost.
+            stream = await self.client.post(
+                "/chat/completions",
+                body=kwargs,
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
             try:
                 async for chunk in stream:
-                    usage = getattr(chunk, "usage", None)
-                    if usage is not None:
+                    if not isinstance(chunk, dict):
+                        continue
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict):
                         yield Usage(
-                            input_tokens=int(usage.prompt_tokens or 0),
-                            output_tokens=int(usage.completion_tokens or 0),
+                            input_tokens=int(usage.get("prompt_tokens") or 0),
+                            output_tokens=int(usage.get("completion_tokens") or 0),
                         )
-                    for choice in chunk.choices or []:
-                        delta = choice.delta
-                        extra = getattr(delta, "model_extra", None) or {}
-                        thinking = extra.get("reasoning_content") or extra.get("reasoning")
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        thinking = delta.get("reasoning_content") or delta.get("reasoning")
                         if isinstance(thinking, str) and thinking:
                             yield ReasoningDelta(thinking)
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                        for call in delta.tool_calls or []:
-                            slot = calls.setdefault(call.index, {"id": "", "name": "", "args": ""})
-                            if call.id:
-                                slot["id"] = call.id
-                            if call.function is not None:
-                                if call.function.name:
-                                    slot["name"] += call.function.name
-                                if call.function.arguments:
-                                    slot["args"] += call.function.arguments
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
+                        content = delta.get("content")
+                        if isinstance(content, str) and content:
+                            yield TextDelta(content)
+                        for call in delta.get("tool_calls") or ():
+                            slot = calls.setdefault(
+                                int(call.get("index") or 0), {"id": "", "name": "", "args": ""}
+                            )
+                            if call.get("id"):
+                                slot["id"] = str(call["id"])
+                            function = call.get("function") or {}
+                            if function.get("name"):
+                                slot["name"] += str(function["name"])
+                            if function.get("arguments"):
+                                slot["args"] += str(function["arguments"])
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
             finally:
                 await stream.close()
         except _TRANSPORT_ERRORS as exc:
@@ -263,6 +390,22 @@ class OpenAIAdapter:
         rows = sorted(result.data, key=lambda item: item.index)
         tokens = result.usage.prompt_tokens if result.usage is not None else None
         return [list(row.embedding) for row in rows], tokens
+
+    async def rerank(
+        self, *, model: str, query: str, documents: list[str], top_n: int | None
+    ) -> tuple[list[tuple[int, float]], int | None]:
+        """`POST {base_url}/rerank`, the shape Cohere v2, Jina, vLLM, Xinference and
+        others share: `{model, query, documents, top_n}` -> `{results: [{index,
+        relevance_score}], usage}`. Returns (index, score) pairs as the upstream ranked
+        them and the tokens it reported (None: none)."""
+        body: dict[str, Any] = {"model": model, "query": query, "documents": documents}
+        if top_n is not None:
+            body["top_n"] = top_n
+        try:
+            payload = await self.client.post("/rerank", cast_to=object, body=body)
+        except _TRANSPORT_ERRORS as exc:
+            raise map_error(exc, endpoint=self.endpoint) from None
+        return parse_rerank(payload, count=len(documents)), _rerank_tokens(payload)
 
     async def list_models(self) -> list[str]:
         try:
@@ -377,18 +520,20 @@ def to_anthropic(
 class AnthropicAdapter:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.client = anthropic.AsyncAnthropic(
-            api_key=endpoint.api_key or "not-set",
-            base_url=endpoint.base_url or None,
-            max_retries=0,
-            timeout=_timeout(endpoint),
-            http_client=async_outbound_client(
-                timeout=_timeout(endpoint), max_bytes=MAX_RESPONSE_BYTES
+        self.client, self._shared = _client_for(
+            endpoint,
+            lambda: anthropic.AsyncAnthropic(
+                api_key=endpoint.api_key or "not-set",
+                base_url=endpoint.base_url or None,
+                max_retries=0,
+                timeout=_timeout(endpoint),
+                http_client=_http_client(endpoint),
             ),
         )
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if not self._shared:
+            await self.client.close()
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         system, messages, tools = to_anthropic(request.messages, request.tools)
@@ -453,6 +598,11 @@ class AnthropicAdapter:
         self, *, model: str, texts: list[str], dimensions: int | None
     ) -> tuple[list[list[float]], int | None]:
         raise ProviderBadRequest("Anthropic offers no embedding models; use another provider.")
+
+    async def rerank(
+        self, *, model: str, query: str, documents: list[str], top_n: int | None
+    ) -> tuple[list[tuple[int, float]], int | None]:
+        raise ProviderBadRequest("Anthropic offers no rerank models; use another provider.")
 
     async def list_models(self) -> list[str]:
         try:

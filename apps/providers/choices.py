@@ -11,6 +11,7 @@ class ProviderKind(models.TextChoices):
 class ModelKind(models.TextChoices):
     CHAT = "chat", "Chat"
     EMBEDDING = "embedding", "Embedding"
+    RERANK = "rerank", "Rerank"
 
 
 class Capability(models.TextChoices):

@@ -71,6 +71,13 @@ class ProviderBadRequest(ProviderError):
     default_message = "The provider rejected the request."
 
 
+class ProviderBadResponse(ProviderError):
+    """The provider answered 2xx with something that is not the expected shape."""
+
+    code = "provider_bad_response"
+    default_message = "The provider's answer could not be understood."
+
+
 class ModelNotFound(ProviderError):
     code = "model_not_found"
     status = 400

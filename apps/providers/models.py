@@ -118,7 +118,8 @@ class ProviderModel(BaseModel):
 
 
 class DefaultModel(BaseModel):
-    """The default chat or embedding model of a workspace (or, without one, the platform)."""
+    """The default chat, embedding or rerank model of a workspace (or, without one, the
+    platform)."""
 
     workspace = models.ForeignKey(
         "users.Workspace",

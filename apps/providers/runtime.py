@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -51,6 +52,7 @@ from apps.providers.types import (
     Finish,
     ModelInfo,
     ReasoningDelta,
+    RerankResult,
     TextDelta,
     ToolCallRequest,
     Usage,
@@ -207,6 +209,58 @@ def model_info(
         capabilities=set(model.capabilities or []),
         dimensions=model.dimensions,
     )
+
+
+# --- resolving once per run ------------------------------------------------------------
+#
+# A run resolves its model (and fallbacks, keys) once for all its model calls, and may
+# start resolving before it needs the answer: after `remember_resolutions()`, the async
+# resolvers below share one result per (what, workspace, model, kind) within the calling
+# task and the tasks it starts. A key disabled during a run is still used by that run.
+
+_resolutions: ContextVar[dict[tuple[Any, ...], asyncio.Future[Any]] | None] = ContextVar(
+    "provider_resolutions", default=None
+)
+
+
+def remember_resolutions() -> None:
+    """From now on in this task (and tasks it starts) each resolution is made once."""
+    _resolutions.set({})
+
+
+async def _resolved(func: Callable[..., T], **kwargs: Any) -> T:
+    memo = _resolutions.get()
+    if memo is None:
+        return await sync_to_async(func)(**kwargs)
+    call = sync_to_async(func, thread_sensitive=False)  # read-only: any thread will do
+    key = (func.__name__, *sorted(kwargs.items()))
+    future = memo.get(key)
+    if future is None:
+        future = memo[key] = asyncio.ensure_future(call(**kwargs))
+    return await asyncio.shield(future)
+
+
+async def aresolve_chain(
+    *, workspace_id: uuid.UUID, model_id: uuid.UUID | None, kind: str
+) -> list[Target]:
+    return await _resolved(resolve_chain, workspace_id=workspace_id, model_id=model_id, kind=kind)
+
+
+async def amodel_info(
+    *, workspace_id: uuid.UUID, model_id: uuid.UUID | None, kind: str = "chat"
+) -> ModelInfo:
+    return await _resolved(model_info, workspace_id=workspace_id, model_id=model_id, kind=kind)
+
+
+def prefetch_model(*, workspace_id: uuid.UUID, model_id: uuid.UUID | None, kind: str) -> None:
+    """Start resolving a model the task will call (after `remember_resolutions()`)."""
+    if _resolutions.get() is None:
+        return
+    for resolve in (aresolve_chain, amodel_info):
+        future = asyncio.ensure_future(
+            resolve(workspace_id=workspace_id, model_id=model_id, kind=kind)
+        )
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen later
 
 
 def record_usage(
@@ -366,9 +420,7 @@ async def _chat_events(
     usage: UsageContext,
     served: list[uuid.UUID],
 ) -> AsyncGenerator[ChatEvent, None]:
-    chain = await sync_to_async(resolve_chain)(
-        workspace_id=workspace_id, model_id=model_id, kind=ModelKind.CHAT
-    )
+    chain = await aresolve_chain(workspace_id=workspace_id, model_id=model_id, kind=ModelKind.CHAT)
     walk = _Attempts(chain)
     started = time.monotonic()
     text: list[str] = []
@@ -553,7 +605,7 @@ async def aembed_texts(
 ) -> list[list[float]]:
     """One vector per text, in order, embedded in batches of EMBED_BATCH_SIZE with the same
     retry/rotation/failover rules as chat. Records one UsageRecord per call."""
-    chain = await sync_to_async(resolve_chain)(
+    chain = await aresolve_chain(
         workspace_id=workspace_id, model_id=model_id, kind=ModelKind.EMBEDDING
     )
     started = time.monotonic()
@@ -611,4 +663,91 @@ def embed_texts(
     """`aembed_texts` for sync code (Celery tasks, sync views). Not from a running loop."""
     return async_to_sync(aembed_texts)(
         workspace_id=workspace_id, model_id=model_id, texts=texts, usage=usage
+    )
+
+
+# --- rerank -----------------------------------------------------------------------------------
+
+
+async def arerank(
+    *,
+    workspace_id: uuid.UUID,
+    model_id: uuid.UUID | None,
+    query: str,
+    documents: list[str],
+    top_n: int | None = None,
+    usage: UsageContext,
+) -> list[RerankResult]:
+    """The relevance of each document to `query` by a rerank model (`model_id`, else the
+    workspace's default rerank model), best first; at most `top_n` results (None: one per
+    document). One request to the provider's `/rerank` endpoint with the same
+    retry/rotation/failover rules as chat and embeddings; one UsageRecord (kind rerank),
+    whatever the outcome. Raises like `aembed_texts`. No documents: no call, no record."""
+    chain = await aresolve_chain(
+        workspace_id=workspace_id, model_id=model_id, kind=ModelKind.RERANK
+    )
+    if not documents:
+        return []
+    started = time.monotonic()
+
+    async def call(adapter: Adapter, target: Target) -> Any:
+        return await adapter.rerank(
+            model=target.model_name, query=query, documents=documents, top_n=top_n
+        )
+
+    def estimate() -> int:
+        # What a cross-encoder reads: the query once per document, and the documents.
+        query_tokens = tokens.count_text(query)
+        return sum(query_tokens + tokens.count_text(doc) for doc in documents)
+
+    try:
+        (pairs, used_tokens), walk = await _with_retries(chain, call)
+    except ProviderError as error:
+        failed_walk: _Attempts = getattr(error, "attempts", None) or _Attempts(chain)
+        await sync_to_async(record_usage)(
+            usage_ctx=usage,
+            target=failed_walk.target,
+            usage=Usage(0, 0),
+            estimated=True,
+            started=started,
+            outcome=UsageOutcome.ERROR,
+            error_code=error.code,
+            key_errors=failed_walk.key_errors,
+        )
+        raise
+    estimated = used_tokens is None
+    await sync_to_async(record_usage)(
+        usage_ctx=usage,
+        target=walk.target,
+        usage=Usage(estimate() if used_tokens is None else used_tokens, 0),
+        estimated=estimated,
+        started=started,
+        outcome=UsageOutcome.OK,
+        used_key_id=walk.key[0],
+        key_errors=walk.key_errors,
+    )
+    results = sorted(
+        (RerankResult(index=index, score=score) for index, score in pairs),
+        key=lambda item: (-item.score, item.index),
+    )
+    return results[:top_n] if top_n is not None else results
+
+
+def rerank(
+    *,
+    workspace_id: uuid.UUID,
+    model_id: uuid.UUID | None,
+    query: str,
+    documents: list[str],
+    top_n: int | None = None,
+    usage: UsageContext,
+) -> list[RerankResult]:
+    """`arerank` for sync code (selectors, Celery tasks). Not from a running loop."""
+    return async_to_sync(arerank)(
+        workspace_id=workspace_id,
+        model_id=model_id,
+        query=query,
+        documents=documents,
+        top_n=top_n,
+        usage=usage,
     )

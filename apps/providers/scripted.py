@@ -6,6 +6,8 @@ Endpoints
                                 (`reasoning_content` deltas), tool calls, usage
     POST /v1/messages           Anthropic Messages, streamed or not; text, thinking, tool_use
     POST /v1/embeddings         deterministic vectors (hashed bag of words, L2-normalised)
+    POST /v1/rerank             deterministic relevance (`rerank_score`: the share of the
+                                query's distinct words a document holds), Cohere/Jina shape
     GET  /v1/models             the model list (OpenAI shape; Anthropic shape when the
                                 request carries `anthropic-version`)
     POST /_script/push          {"replies": [...]} queue replies (other processes: benchmarks)
@@ -15,7 +17,9 @@ Scripting (in-process): `server.push(*replies)` queues chat replies, answered in
 next chat requests (OpenAI or Anthropic); each reply is a `str` (the answer text), a `Reply`,
 or a dict of `Reply` fields. With nothing queued a chat request gets `default_text`.
 `server.push_embeddings(*replies)` queues failures for the embeddings endpoint (a `Reply`
-with `status`, or `drop_after=0`); otherwise it always answers.
+with `status`, or `drop_after=0`); otherwise it always answers. `server.push_rerank(...)`
+does the same for the rerank endpoint (a `Reply` with `include_usage=False` answers without
+a usage block).
 """
 
 from __future__ import annotations
@@ -113,6 +117,16 @@ def embed_text(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
     return [v / norm for v in vector]
 
 
+def rerank_score(query: str, document: str) -> float:
+    """The scripted relevance: the share of the query's distinct lower-cased words that
+    the document holds (1.0: all of them; 0.0: none, or an empty query)."""
+    wanted = set(re.findall(r"\w+", query.lower()))
+    if not wanted:
+        return 0.0
+    present = set(re.findall(r"\w+", document.lower()))
+    return len(wanted & present) / len(wanted)
+
+
 def count_words(text: str) -> int:
     return len(re.findall(r"\S+", text))
 
@@ -130,6 +144,7 @@ class ScriptedLLM:
         self._lock = threading.Lock()
         self._chat: deque[Reply] = deque()
         self._embed: deque[Reply] = deque()
+        self._rerank: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.request_log: list[dict[str, Any]] = []
         self.disconnects = 0
@@ -160,6 +175,10 @@ class ScriptedLLM:
         with self._lock:
             self._embed.extend(Reply.coerce(r) for r in replies)
 
+    def push_rerank(self, *replies: Reply | dict[str, Any]) -> None:
+        with self._lock:
+            self._rerank.extend(Reply.coerce(r) for r in replies)
+
     def remember_defaults(self) -> None:
         """Make the current default text, dimensions, pace and models survive `reset()`."""
         self._defaults = (
@@ -173,6 +192,7 @@ class ScriptedLLM:
         with self._lock:
             self._chat.clear()
             self._embed.clear()
+            self._rerank.clear()
             self.requests.clear()
             self.request_log.clear()
             self.disconnects = 0
@@ -381,6 +401,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/v1/embeddings":
                 self._entry = self.llm._record(path, headers, body)
                 self._embeddings(body)
+            elif path == "/v1/rerank":
+                self._entry = self.llm._record(path, headers, body)
+                self._rerank(body)
             else:
                 self._json(404, {"error": {"message": "Not found.", "type": "not_found"}})
         except _Dropped:
@@ -653,6 +676,46 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+
+    # --- rerank ---
+
+    def _rerank(self, body: dict[str, Any]) -> None:
+        reply = self.llm._next(self.llm._rerank)
+        if reply is not None:
+            if reply.first_byte_delay:
+                time.sleep(reply.first_byte_delay)
+            if reply.drop_after is not None:
+                self._drop()
+            if reply.status != 200:
+                self._failure(reply, anthropic=False)
+                return
+        query = body.get("query")
+        documents = body.get("documents")
+        if not isinstance(query, str) or not isinstance(documents, list):
+            self._failure(
+                Reply(status=400, error_message="query (string) and documents (list) needed."),
+                anthropic=False,
+            )
+            return
+        texts = [d if isinstance(d, str) else str((d or {}).get("text", "")) for d in documents]
+        ranked = sorted(
+            ((i, rerank_score(query, text)) for i, text in enumerate(texts)),
+            key=lambda item: (-item[1], item[0]),
+        )
+        top_n = body.get("top_n")
+        if isinstance(top_n, int) and top_n > 0:
+            ranked = ranked[:top_n]
+        tokens = sum(count_words(query) + count_words(text) for text in texts)
+        if reply is not None and reply.usage is not None:
+            tokens = reply.usage[0]
+        payload: dict[str, Any] = {
+            "id": f"rerank-{uuid.uuid4().hex[:16]}",
+            "model": body.get("model", "scripted-rerank"),
+            "results": [{"index": i, "relevance_score": score} for i, score in ranked],
+        }
+        if reply is None or reply.include_usage:
+            payload["usage"] = {"total_tokens": tokens}
+        self._json(200, payload)
 
 
 def _prompt_words(messages: list[Any]) -> int:

@@ -79,6 +79,20 @@ def access_model(
     return model
 
 
+def usable_model(*, workspace_id: uuid.UUID, model_id: uuid.UUID) -> ProviderModel:
+    """A model of the workspace's providers or of the platform's, whatever its kind or
+    state (callers check those). Raises ModelNotFoundError for any other."""
+    model = (
+        ProviderModel.objects.select_related("provider")
+        .filter(Q(provider__workspace_id=workspace_id) | Q(provider__workspace__isnull=True))
+        .filter(pk=model_id)
+        .first()
+    )
+    if model is None:
+        raise ModelNotFoundError()
+    return model
+
+
 @dataclass(frozen=True)
 class EffectiveDefault:
     kind: str

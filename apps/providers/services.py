@@ -1,7 +1,7 @@
 """Writes of the providers app, and the model runtime (re-exported from `runtime`).
 
 Runtime (what other apps call):
-    chat_stream, chat_complete, embed_texts, aembed_texts, model_info
+    chat_stream, chat_complete, embed_texts, aembed_texts, rerank, arerank, model_info
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ from apps.providers.models import DefaultModel, Provider, ProviderKey, ProviderM
 from apps.providers.runtime import (
     Target,
     aembed_texts,
+    amodel_info,
+    arerank,
     chat_complete,
     chat_stream,
     embed_texts,
     model_info,
+    prefetch_model,
     record_usage,
+    remember_resolutions,
+    rerank,
     target_for,
 )
 from apps.providers.types import TextDelta, ToolCallRequest, Usage, UsageContext
@@ -45,6 +50,8 @@ from apps.users.models import User, Workspace
 
 __all__ = [
     "aembed_texts",
+    "amodel_info",
+    "arerank",
     "chat_complete",
     "chat_stream",
     "default_model_set",
@@ -53,6 +60,7 @@ __all__ = [
     "model_delete",
     "model_info",
     "model_update",
+    "prefetch_model",
     "provider_create",
     "provider_delete",
     "provider_key_add",
@@ -62,6 +70,8 @@ __all__ = [
     "provider_update",
     "provider_upstream_models",
     "provider_verify",
+    "remember_resolutions",
+    "rerank",
     "usage_context",
 ]
 
@@ -132,6 +142,9 @@ def provider_create(
 def provider_update(*, provider: Provider, **changes: Any) -> Provider:
     """Change a provider's fields (`api_keys` replaces every key). Re-checks a new base URL."""
     api_keys = changes.pop("api_keys", None)
+    if changes.get("kind", provider.kind) != provider.kind:
+        for model in provider.models.all():
+            _check_kind_supported(provider_kind=changes["kind"], model_kind=model.kind)
     if changes.get("base_url"):
         _validate_base_url(kind=changes.get("kind", provider.kind), base_url=changes["base_url"])
     with transaction.atomic():
@@ -226,12 +239,13 @@ def provider_delete(
     provider: Provider,
     reassign_chat_to: ProviderModel | None = None,
     reassign_embedding_to: ProviderModel | None = None,
+    reassign_rerank_to: ProviderModel | None = None,
 ) -> None:
     """Delete a provider and its models. Refused (ProviderInUse, 409) while other objects
     use its models, unless replacements are given: then those objects are moved to them
     (an explicit choice) before the delete."""
     model_ids = list(provider.models.values_list("pk", flat=True))
-    for replacement in (reassign_chat_to, reassign_embedding_to):
+    for replacement in (reassign_chat_to, reassign_embedding_to, reassign_rerank_to):
         if replacement is not None and replacement.pk in model_ids:
             raise ValidationFailed(
                 "The replacement model belongs to the provider being deleted.",
@@ -240,11 +254,13 @@ def provider_delete(
     with transaction.atomic():
         _reassign(model_ids=model_ids, kind=ModelKind.CHAT, to=reassign_chat_to)
         _reassign(model_ids=model_ids, kind=ModelKind.EMBEDDING, to=reassign_embedding_to)
+        _reassign(model_ids=model_ids, kind=ModelKind.RERANK, to=reassign_rerank_to)
         in_use = provider_models_in_use(model_ids=model_ids)
         if in_use:
             raise ProviderInUse(
                 f"This provider's models are used by {_describe(in_use)}. Reassign them "
-                "(reassign_chat_to / reassign_embedding_to) or change those objects first."
+                "(reassign_chat_to / reassign_embedding_to / reassign_rerank_to) or change "
+                "those objects first."
             )
         try:
             provider.delete()
@@ -268,7 +284,8 @@ def model_create(
     is_enabled: bool = True,
 ) -> ProviderModel:
     """Add a model to a provider. Raises ValidationFailed (duplicate, bad capability or
-    fallback)."""
+    fallback, a kind the provider does not offer)."""
+    _check_kind_supported(provider_kind=provider.kind, model_kind=kind)
     _check_capabilities(capabilities)
     fallbacks = _check_fallbacks(provider=provider, kind=kind, ids=fallback_model_ids, self_id=None)
     try:
@@ -295,6 +312,8 @@ def model_create(
 
 def model_update(*, model: ProviderModel, **changes: Any) -> ProviderModel:
     """Change a model's fields. Same validation as `model_create`."""
+    if "kind" in changes:
+        _check_kind_supported(provider_kind=model.provider.kind, model_kind=changes["kind"])
     if "capabilities" in changes:
         _check_capabilities(changes["capabilities"])
         changes["capabilities"] = sorted(set(changes["capabilities"]))
@@ -330,6 +349,16 @@ def model_delete(*, model: ProviderModel, reassign_to: ProviderModel | None = No
             model.delete()
         except (ProtectedError, RestrictedError) as exc:
             raise ModelInUse() from exc
+
+
+def _check_kind_supported(*, provider_kind: str, model_kind: str) -> None:
+    """Anthropic has no rerank endpoint: a rerank model there could never answer."""
+    if provider_kind == ProviderKind.ANTHROPIC and model_kind == ModelKind.RERANK:
+        raise ValidationFailed(
+            "Anthropic providers have no rerank endpoint; add rerank models to an "
+            "OpenAI-compatible provider (Cohere, Jina, vLLM, Xinference, ...).",
+            field="kind",
+        )
 
 
 def _check_capabilities(capabilities: Sequence[str]) -> None:
@@ -432,6 +461,10 @@ def provider_verify(
         try:
             if target.kind == ModelKind.EMBEDDING:
                 await adapter.embed(model=target.model_name, texts=["ping"], dimensions=None)
+            elif target.kind == ModelKind.RERANK:
+                await adapter.rerank(
+                    model=target.model_name, query="ping", documents=["ping"], top_n=1
+                )
             else:
                 request = ChatRequest(
                     model=target.model_name,

@@ -61,12 +61,20 @@ class ChatResult:
     model_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class RerankResult:
+    """The relevance of one document to the query: `index` into the documents sent."""
+
+    index: int
+    score: float
+
+
 @dataclass
 class ModelInfo:
     id: uuid.UUID
     provider_id: uuid.UUID
     name: str
-    kind: str  # "chat" | "embedding"
+    kind: str  # "chat" | "embedding" | "rerank"
     context_window: int | None
     max_output_tokens: int | None
     capabilities: set[str] = field(default_factory=set)

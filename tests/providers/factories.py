@@ -89,3 +89,24 @@ def make_scripted_provider(
             DefaultModel.objects.filter(workspace=workspace, kind=model.kind).delete()
             DefaultModel.objects.create(workspace=workspace, kind=model.kind, model=model)
     return provider, chat, embedding
+
+
+def add_rerank_model(
+    provider, *, name="scripted-rerank", price=Decimal("0.05"), make_default=False, **fields
+):
+    """A rerank model of `provider` (the scripted server answers `/v1/rerank` for any
+    name), optionally the default rerank model of the provider's workspace."""
+    model = ProviderModel.objects.create(
+        provider=provider,
+        name=name,
+        kind=ModelKind.RERANK,
+        context_window=8192,
+        input_price_per_million=price,
+        **fields,
+    )
+    if make_default:
+        DefaultModel.objects.filter(workspace=provider.workspace, kind=ModelKind.RERANK).delete()
+        DefaultModel.objects.create(
+            workspace=provider.workspace, kind=ModelKind.RERANK, model=model
+        )
+    return model

@@ -329,9 +329,10 @@ def test_default_models_fall_back_to_the_platform(api, workspace, scripted_llm):
         workspace=None, scripted_llm=scripted_llm
     )
     data = api.get("/api/v1/model-defaults").json()["data"]
-    assert [(d["kind"], d["source"], d["model"]["id"]) for d in data] == [
+    assert [(d["kind"], d["source"], (d["model"] or {}).get("id")) for d in data] == [
         ("chat", "platform", str(platform_chat.id)),
         ("embedding", "platform", str(platform_embed.id)),
+        ("rerank", "none", None),
     ]
     _, own_chat, _ = make_scripted_provider(
         workspace=workspace, scripted_llm=scripted_llm, set_defaults=False
@@ -342,6 +343,7 @@ def test_default_models_fall_back_to_the_platform(api, workspace, scripted_llm):
     assert [(d["kind"], d["source"]) for d in data] == [
         ("chat", "workspace"),
         ("embedding", "platform"),
+        ("rerank", "none"),
     ]
     assert data[0]["model"]["id"] == str(own_chat.id)
     response = api.patch(

@@ -179,11 +179,18 @@ class DefaultModelsWriteSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="null: fall back to the platform default."
     )
     embedding_model_id = serializers.UUIDField(required=False, allow_null=True)
+    rerank_model_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The rerank model a search uses when it asks for rerank without naming "
+        "one (knowledge bases name theirs).",
+    )
 
 
 class ProviderDeleteQuerySerializer(serializers.Serializer):
     reassign_chat_to = serializers.UUIDField(required=False)
     reassign_embedding_to = serializers.UUIDField(required=False)
+    reassign_rerank_to = serializers.UUIDField(required=False)
 
 
 class ModelDeleteQuerySerializer(serializers.Serializer):

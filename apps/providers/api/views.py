@@ -139,11 +139,15 @@ class ProviderDetailView(ApiView):
         query.is_valid(raise_exception=True)
         chat_to = query.validated_data.get("reassign_chat_to")
         embed_to = query.validated_data.get("reassign_embedding_to")
+        rerank_to = query.validated_data.get("reassign_rerank_to")
         provider_delete(
             provider=provider,
             reassign_chat_to=access_model(actor=actor, model_id=chat_to) if chat_to else None,
             reassign_embedding_to=(
                 access_model(actor=actor, model_id=embed_to) if embed_to else None
+            ),
+            reassign_rerank_to=(
+                access_model(actor=actor, model_id=rerank_to) if rerank_to else None
             ),
         )
         return Response(status=204)
@@ -341,7 +345,8 @@ class DefaultModelsView(ApiView):
 
     @extend_schema(
         operation_id="model_defaults_get",
-        summary="The default chat and embedding models (the workspace's, else the platform's)",
+        summary="The default chat, embedding and rerank models (the workspace's, else the "
+        "platform's)",
         responses=DefaultModelSerializer(many=True),
         tags=TAGS,
     )
