@@ -81,10 +81,11 @@ def _start_server(kind: str, port: int) -> subprocess.Popen:
     )
 
 
-async def _sse_times(client, method: str, url: str, **kwargs) -> list[float]:
-    """Arrival times of answer tokens (platform `answer.delta` events or OpenAI chunks)."""
+async def _sse_times(client, method: str, url: str, absolute=False, **kwargs) -> list[float]:
+    """Arrival times of answer tokens (platform `answer.delta` events or OpenAI chunks),
+    from the request's start (or perf_counter values when `absolute`)."""
     times: list[float] = []
-    start = time.perf_counter()
+    start = 0.0 if absolute else time.perf_counter()
     async with client.stream(method, url, **kwargs) as response:
         async for line in response.aiter_lines():
             if line.startswith("event: answer.delta"):
@@ -110,30 +111,36 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=2 * args.idle + args.concurrent + 50)
+    limits = httpx.Limits(max_connections=2 * args.idle + max(args.concurrent) + 50)
     async with (
-        httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client,
-        httpx.AsyncClient(timeout=120) as direct,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=300, limits=limits) as client,
+        httpx.AsyncClient(timeout=300, limits=limits) as direct,
     ):
 
         async def new_conversation() -> str:
-            r = await client.post("/api/v1/conversations", json={"agent_id": agent_ref})
+            # Titled, so that no title call (a second model call after the first answer)
+            # competes with the answers being measured.
+            r = await client.post(
+                "/api/v1/conversations", json={"agent_id": agent_ref, "title": "bench"}
+            )
             return r.json()["data"]["id"]
 
-        async def platform_once() -> list[float]:
+        async def platform_once(absolute=False) -> list[float]:
             conv = await new_conversation()
             return await _sse_times(
                 client,
                 "POST",
                 f"/api/v1/conversations/{conv}/messages",
+                absolute=absolute,
                 json={"content": "go", "stream": True},
             )
 
-        async def direct_once() -> list[float]:
+        async def direct_once(absolute=False) -> list[float]:
             return await _sse_times(
                 direct,
                 "POST",
                 f"{llm.base_url}/chat/completions",
+                absolute=absolute,
                 json={
                     "model": "scripted-chat",
                     "messages": [{"role": "user", "content": "go"}],
@@ -142,6 +149,7 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
             )
 
         # 1. latency, alternating direct and platform runs.
+        llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
         await platform_once()  # warm-up
         direct_runs, platform_runs = [], []
         cpu_before = _cpu_seconds(args.server_pid)
@@ -166,34 +174,56 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
             "server_cpu_ms_per_token": round(cpu * 1000 / tokens, 3),
         }
 
-        # 2. concurrency at 50 tokens/s.
-        attempts = await asyncio.gather(
-            *(platform_once() for _ in range(args.concurrent)), return_exceptions=True
-        )
-        runs = [t for t in attempts if isinstance(t, list)]
-        gaps = sorted(g for t in runs for g in _gaps(t))
-        complete = sum(1 for t in runs if len(t) == latency["tokens_per_answer"])
-        direct = await asyncio.gather(
-            *(direct_once() for _ in range(args.concurrent)), return_exceptions=True
-        )
-        direct_gaps = sorted(g for t in direct if isinstance(t, list) for g in _gaps(t))
-        concurrency = {
-            "streams": args.concurrent,
-            "complete": complete,
-            "errors": len(attempts) - len(runs),
-            "stalls": sum(1 for g in gaps if g > STALL),
-            "direct_stalls": sum(1 for g in direct_gaps if g > STALL),
-            "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 2) if gaps else None,
-            "direct_p99_gap_ms": round(direct_gaps[int(len(direct_gaps) * 0.99)] * 1000, 2)
-            if direct_gaps
-            else None,
-            "direct_refused": sum(1 for t in direct if not isinstance(t, list)),
-        }
+        # 2. concurrency at 50 tokens/s: for each N, N streams started evenly over a ramp
+        # (a burst of N requests at once measures the burst, not what is sustained), each
+        # long enough to be still streaming after the last one started; gaps are counted in
+        # the steady window when all N are open. Direct first, then the platform.
+        concurrency = []
+        for n in args.concurrent:
+            ramp = max(2.0, n / args.start_rate)
+            window = (ramp + 1.0, ramp + 1.0 + args.hold)
+            llm.default_text = " ".join(f"t{i}" for i in range(int((window[1] + 2) / PACE)))
+            row: dict = {"streams": n, "ramp_s": round(ramp, 1), "window_s": args.hold}
+            for name, once in (("direct", direct_once), ("platform", platform_once)):
 
-        # Idle streams: open M conversation streams and hold them.
-        # Two waves of M: the first wave's growth includes the burst of M requests being
-        # handled at once (allocator arenas stay); the second wave, opened while the first
-        # stays open, shows what one more open stream really holds.
+                async def delayed(i: int, once=once, step=ramp / n) -> list[float]:
+                    await asyncio.sleep(i * step)
+                    return await once(absolute=True)
+
+                t0 = time.perf_counter()
+                tasks = [asyncio.create_task(delayed(i)) for i in range(n)]
+                await asyncio.sleep(window[0])
+                cpu0 = _cpu_seconds(args.server_pid)
+                await asyncio.sleep(args.hold)
+                cpu1 = _cpu_seconds(args.server_pid)
+                done = await asyncio.gather(*tasks, return_exceptions=True)
+                runs = [t for t in done if isinstance(t, list)]
+                lo, hi = t0 + window[0], t0 + window[1]
+                gaps = sorted(
+                    b - a for t in runs for a, b in itertools.pairwise(t) if lo <= a and b <= hi
+                )
+                delivered = sum(1 for t in runs for x in t if lo <= x <= hi)
+                row[name] = {
+                    "errors": len(done) - len(runs),
+                    "stalls": sum(1 for g in gaps if g > STALL),
+                    "p99_gap_ms": round(gaps[int(len(gaps) * 0.99)] * 1000, 1) if gaps else None,
+                    "max_gap_ms": round(gaps[-1] * 1000, 1) if gaps else None,
+                    # tokens delivered in the window / tokens the upstream pace promises
+                    "delivered_ratio": round(delivered * PACE / (n * args.hold), 3),
+                }
+                if name == "platform":
+                    row[name]["server_cpu_share"] = round((cpu1 - cpu0) / args.hold, 2)
+                    row[name]["server_cpu_ms_per_token"] = round(
+                        (cpu1 - cpu0) * 1000 / max(delivered, 1), 3
+                    )
+            concurrency.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+
+        # 3. idle streams: open M conversation streams and hold them, in two waves of M:
+        # the first wave's growth includes the burst of M requests being handled at once
+        # (allocator arenas stay); the second wave, opened while the first stays open,
+        # shows what one more open stream really holds. The conversations are made in the
+        # database directly (what is measured is the open stream, not the create call).
         async def hold(conv: str, wave: dict) -> None:
             async with client.stream("GET", f"/api/v1/conversations/{conv}/stream") as r:
                 assert r.status_code == 200
@@ -208,17 +238,24 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
         after: list[int] = []
         threads_before = _threads(args.server_pid)
         for _ in range(2):
-            convs = [await new_conversation() for _ in range(args.idle)]
+            convs = await asyncio.to_thread(_bulk_conversations, args.idle)
             before.append(_rss_bytes(args.server_pid))
             wave = {"ready": 0, "opened": asyncio.Event()}
-            holders += [asyncio.create_task(hold(c, wave)) for c in convs]
-            await asyncio.wait_for(wave["opened"].wait(), timeout=300)
+            for i, c in enumerate(convs):
+                holders.append(asyncio.create_task(hold(c, wave)))
+                if i % 50 == 49:
+                    await asyncio.sleep(0.05)  # a steady trickle, not one burst
+            await asyncio.wait_for(wave["opened"].wait(), timeout=900)
             await asyncio.sleep(3)
             after.append(_rss_bytes(args.server_pid))
+        failed = sum(1 for h in holders if h.done() and h.exception() is not None)
         idle = {
             "idle_streams": 2 * args.idle,
+            "open_at_end": sum(1 for h in holders if not h.done()),
+            "failed": failed,
             "server_threads_before": threads_before,
             "server_threads_while_idle": _threads(args.server_pid),
+            "server_rss_mb_while_idle": round(_rss_bytes(args.server_pid) / 2**20, 1),
             "first_wave_rss_growth_mb": round((after[0] - before[0]) / 2**20, 1),
             "kb_per_idle_stream_first_wave": round((after[0] - before[0]) / args.idle / 1024, 1),
             "kb_per_idle_stream_second_wave": round((after[1] - before[1]) / args.idle / 1024, 1),
@@ -227,6 +264,19 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
             h.cancel()
         await asyncio.gather(*holders, return_exceptions=True)
     return {"server": kind, "latency": latency, "concurrency": concurrency, "idle": idle}
+
+
+def _bulk_conversations(count: int) -> list[str]:
+    from apps.agents.models import Agent
+    from apps.conversations.models import Conversation
+
+    agent = Agent.objects.get(slug="bench")
+    rows = [
+        Conversation(workspace_id=agent.workspace_id, agent=agent, user_id=agent.created_by_id)
+        for _ in range(count)
+    ]
+    Conversation.objects.bulk_create(rows, batch_size=500)
+    return [str(r.id) for r in rows]
 
 
 def _writes(args, llm, agent_ref, key, url) -> list[dict]:
@@ -272,8 +322,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--concurrent", type=int, default=100)
-    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--concurrent", type=int, nargs="+", default=[50, 100, 200, 500])
+    parser.add_argument("--start-rate", type=float, default=25.0, help="new streams per second")
+    parser.add_argument("--hold", type=float, default=5.0, help="steady window, seconds")
+    parser.add_argument("--idle", type=int, default=2500, help="streams per wave (two waves)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200, 800])
     parser.add_argument("--servers", nargs="+", default=["daphne", "uvicorn"])
     args = parser.parse_args()

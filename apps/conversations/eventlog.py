@@ -10,6 +10,10 @@
   a crash the next run starts above anything a client may have seen live.
 - Each live message carries `prev`, the cursor of the conversation's previous event, so a
   stream knows for sure when it missed one and reads it from the log.
+- Without a shared channel layer (the embedded profile) other processes' events (a
+  background run in the Celery worker) reach a process only through the log: the hub
+  tails it (one query every TAIL_INTERVAL for the whole process) and pokes the streams
+  of conversations that another process wrote to, which then read the log.
 """
 
 import asyncio
@@ -17,6 +21,7 @@ import logging
 import os
 import socket
 import uuid
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +38,8 @@ from apps.core.events import DELTA_TYPES, Event, EventType
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2  # seconds between two writes of the durable log during a run
+TAIL_INTERVAL = 0.5  # embedded profile: how often the hub looks for other processes' events
+POKE: dict[str, Any] = {"poke": True}  # a live message meaning "read the log"
 CURSOR_BLOCK = 10_000  # cursors reserved per database write
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -47,7 +54,8 @@ def _channel_layer_is_shared() -> bool:
 
 
 class Subscription:
-    """One stream's inbox: live messages `{"event": {...}, "prev": int}` of a conversation."""
+    """One stream's inbox: live messages `{"event": Event or its dict (from another
+    process), "prev": int}` of a conversation."""
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
@@ -60,17 +68,71 @@ class Hub:
     processes publish. Events of runs executed in this process are delivered directly."""
 
     def __init__(self) -> None:
-        self._subs: dict[str, set[Subscription]] = {}
+        # Held weakly: a subscription made for a response whose body never ran (the
+        # client left first) goes away with it; a running stream holds its own.
+        self._subs: dict[str, weakref.WeakSet[Subscription]] = {}
         self._listeners: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._joining: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._tail: asyncio.Task[None] | None = None
+        self.local_runs: dict[str, int] = {}  # conversations with a publisher here
 
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subs.values())
+        return sum(len(s) for s in tuple(self._subs.values()))
 
     async def subscribe(self, conversation_id: uuid.UUID | str) -> Subscription:
-        key = str(conversation_id)
+        sub = self._register(str(conversation_id))
+        await self._listen_once(sub.conversation_id)
+        self._tail_log()
+        return sub
+
+    def subscribe_threadsafe(
+        self, conversation_id: uuid.UUID | str, loop: asyncio.AbstractEventLoop
+    ) -> Subscription:
+        """`subscribe` from a sync view's thread (the hub lives on `loop`): the
+        subscription receives this process's events from now on; joining the channel
+        layer for other processes' events follows on the loop."""
+        sub = self._register(str(conversation_id))
+        if _channel_layer_is_shared():
+
+            def join() -> None:
+                task = loop.create_task(self._listen_once(sub.conversation_id))
+                self._joining.add(task)
+                task.add_done_callback(self._joining.discard)
+
+            loop.call_soon_threadsafe(join)
+        else:
+            loop.call_soon_threadsafe(self._tail_log)
+        return sub
+
+    def _tail_log(self) -> None:
+        """Embedded profile: make sure the log is tailed while there are subscribers."""
+        if _channel_layer_is_shared() or (self._tail is not None and not self._tail.done()):
+            return
+        self._tail = asyncio.get_running_loop().create_task(self._tail_loop())
+
+    async def _tail_loop(self) -> None:
+        last = await _read(_last_event_id_sync)
+        while any(self._subs.values()):
+            await asyncio.sleep(TAIL_INTERVAL)
+            try:
+                last, written = await _read(_written_since_sync, last)
+            except Exception:  # the database is away: streams still poll the log
+                logger.warning("event log tail failed", exc_info=True)
+                continue
+            for key in written:
+                if key in self._subs and not self.local_runs.get(key):
+                    self.deliver(key, POKE)
+
+    def _register(self, key: str) -> Subscription:
         sub = Subscription(key)
-        self._subs.setdefault(key, set()).add(sub)
+        while True:  # `unsubscribe` may drop the set meanwhile (from the loop): retry
+            subs = self._subs.setdefault(key, weakref.WeakSet())
+            subs.add(sub)
+            if self._subs.get(key) is subs:
+                return sub
+
+    async def _listen_once(self, key: str) -> None:
         if _channel_layer_is_shared() and key not in self._listeners:
             async with self._lock:
                 if key not in self._listeners:
@@ -80,7 +142,6 @@ class Hub:
                     await layer.group_add(group_name(key), channel)
                     task = asyncio.get_running_loop().create_task(self._listen(key, channel))
                     self._listeners[key] = (channel, task)
-        return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.conversation_id)
@@ -99,7 +160,7 @@ class Hub:
                 await layer.group_discard(group_name(sub.conversation_id), channel)
 
     def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:
-        for sub in self._subs.get(conversation_id, ()):
+        for sub in tuple(self._subs.get(conversation_id, ())):  # a copy: views add too
             sub.queue.put_nowait(message)
 
     async def _listen(self, key: str, channel: str) -> None:
@@ -126,7 +187,9 @@ hub = Hub()
 # --- cursors -----------------------------------------------------------------------------
 
 
-def _reserve_cursors_sync(conversation_id: uuid.UUID, count: int) -> tuple[int, int, int]:
+def reserve_cursors_sync(
+    conversation_id: uuid.UUID, count: int = CURSOR_BLOCK
+) -> tuple[int, int, int]:
     """Reserve `count` cursors. Returns (first cursor, last reserved, last logged cursor)."""
     with transaction.atomic():
         conv = (
@@ -260,6 +323,25 @@ read_log = sync_to_async(read_log_sync, thread_sensitive=False)
 _write_events = sync_to_async(write_events_sync, thread_sensitive=False)
 
 
+def _last_event_id_sync() -> int:
+    return RunEvent.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def _written_since_sync(last_id: int) -> tuple[int, set[str]]:
+    """(the newest log row id, the conversations with rows after `last_id`)."""
+    rows = list(
+        RunEvent.objects.filter(id__gt=last_id)
+        .values("conversation_id")
+        .annotate(m=Max("id"))
+        .values_list("conversation_id", "m")
+    )
+    return max((m for _, m in rows), default=last_id), {str(c) for c, _ in rows}
+
+
+async def _read(func: Any, *args: Any) -> Any:
+    return await sync_to_async(func, thread_sensitive=False)(*args)
+
+
 def last_logged_cursor_sync(conversation_id: uuid.UUID) -> int:
     m = RunEvent.objects.filter(conversation_id=conversation_id).aggregate(m=Max("cursor_end"))["m"]
     return m if m is not None else -1
@@ -301,13 +383,18 @@ class RunPublisher:
         self._writer: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.writes = 0  # database writes of the log (for the benchmark)
+        self._local = False
 
-    async def start(self) -> None:
-        first, reserved, logged = await sync_to_async(_reserve_cursors_sync)(
+    async def start(self, reservation: tuple[int, int, int] | None = None) -> None:
+        """Reserve cursors, unless given a `reserve_cursors_sync` result made earlier (in
+        the transaction that started the run)."""
+        first, reserved, logged = reservation or await sync_to_async(reserve_cursors_sync)(
             self.conversation_id, CURSOR_BLOCK
         )
         self._next, self._reserved, self._prev = first, reserved, logged
         self._last_flush = asyncio.get_running_loop().time()
+        hub.local_runs[self._key] = hub.local_runs.get(self._key, 0) + 1  # (the tail skips it)
+        self._local = True
 
     @property
     def last_cursor(self) -> int:
@@ -320,12 +407,11 @@ class RunPublisher:
             )
         event = Event(type, self.conversation_id, self.run_id, data, self._next)
         self._next += 1
-        message = {"event": event.to_dict(), "prev": self._prev}
-        self._prev = event.cursor
-        hub.deliver(self._key, message)
+        prev, self._prev = self._prev, event.cursor
+        hub.deliver(self._key, {"event": event, "prev": prev})  # in-process: the object
         self._buffer.append(event)
         if _channel_layer_is_shared():
-            self._pending_remote.append(message)
+            self._pending_remote.append({"event": event.to_dict(), "prev": prev})
             if type not in DELTA_TYPES or len(self._pending_remote) >= 32:
                 await self._flush_remote()
             elif self._flush_task is None:
@@ -373,14 +459,23 @@ class RunPublisher:
             self.writes += 1
 
     async def close(self) -> None:
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            self._flush_task = None
-        await self._flush_remote()
-        await self.flush()
-        await sync_to_async(_release_reservation_sync)(
-            self.conversation_id, self.last_cursor, self._reserved
-        )
+        try:
+            if self._flush_task is not None:
+                self._flush_task.cancel()
+                self._flush_task = None
+            await self._flush_remote()
+            await self.flush()
+            await sync_to_async(_release_reservation_sync)(
+                self.conversation_id, self.last_cursor, self._reserved
+            )
+        finally:
+            if self._local:
+                self._local = False
+                left = hub.local_runs.get(self._key, 1) - 1
+                if left > 0:
+                    hub.local_runs[self._key] = left
+                else:
+                    hub.local_runs.pop(self._key, None)
 
 
 async def publish_detached(

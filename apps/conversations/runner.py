@@ -21,10 +21,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.conversations.choices import ACTIVE_STATUSES, Role, RunKind, RunStatus
-from apps.conversations.eventlog import PROCESS_ID, RunPublisher, publish_detached
+from apps.conversations.eventlog import (
+    PROCESS_ID,
+    RunPublisher,
+    publish_detached,
+    reserve_cursors_sync,
+)
 from apps.conversations.models import Conversation, Message, Run
 from apps.core.events import EventType
 from apps.core.tools import ToolContext
+from apps.providers.adapters import share_clients_on_this_loop
+from apps.providers.services import prefetch_model, remember_resolutions
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,11 @@ _cancel_events: dict[uuid.UUID, asyncio.Event] = {}
 _tasks: set[asyncio.Task[Any]] = set()
 _driving: set[uuid.UUID] = set()
 _wake: set[uuid.UUID] = set()
+# Runs started in a request's transaction (`start_in_transaction_sync`): their cursor
+# reservation, and the gate their stream opens once subscribed.
+_reservations: dict[uuid.UUID, tuple[int, int, int]] = {}
+_gates: dict[uuid.UUID, asyncio.Event] = {}
+STREAM_GATE_SECONDS = 5.0  # a stream that never subscribes does not hold its run longer
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -171,6 +183,19 @@ def claim_next_run_sync(conversation_id: uuid.UUID) -> Run | None:
     return Run.objects.select_related("agent", "conversation").get(id=run.id)
 
 
+def start_in_transaction_sync(run: Run) -> None:
+    """In the transaction that created `run` (the conversation row locked, no run active
+    or queued): mark it running in this process and reserve its cursors, so a streamed
+    answer starts without another write. `prestart(run)` after commit executes it."""
+    now = timezone.now()
+    Run.objects.filter(id=run.id).update(
+        status=RunStatus.RUNNING, owner=PROCESS_ID, heartbeat_at=now, started_at=now
+    )
+    run.status, run.owner = RunStatus.RUNNING, PROCESS_ID
+    run.heartbeat_at = run.started_at = now
+    _reservations[run.id] = reserve_cursors_sync(run.conversation_id)
+
+
 def claim_paused_run_sync(run_id: uuid.UUID) -> Run | None:
     """requires_action -> running for the approval decisions already stored on the run."""
     now = timezone.now()
@@ -251,8 +276,27 @@ async def _read_sync(func: Callable[..., Any], *args: Any) -> Any:
     return await sync_to_async(func, thread_sensitive=False)(*args)
 
 
-async def execute_run(run: Run) -> str:
-    """Execute a claimed run to a stopping point; returns its new status."""
+def _begin_reads(run: Run) -> tuple[asyncio.Task[Any], asyncio.Task[Any]]:
+    """What the first model call needs, read at once and concurrently, each query on a
+    thread of its own: the agent snapshot, the history, and the model's resolution
+    (remembered for the whole run: see `remember_resolutions`)."""
+    remember_resolutions()
+    prefetch_model(workspace_id=run.workspace_id, model_id=run.agent.model_id, kind="chat")
+    loop = asyncio.get_running_loop()
+    return (
+        loop.create_task(_read_sync(_snapshot_sync, run)),
+        loop.create_task(_read_sync(history_sync, run.conversation_id)),
+    )
+
+
+async def execute_run(
+    run: Run,
+    *,
+    reservation: tuple[int, int, int] | None = None,
+    reads: tuple[asyncio.Task[Any], asyncio.Task[Any]] | None = None,
+) -> str:
+    """Execute a claimed run to a stopping point; returns its new status. `reservation`
+    and `reads` come from `prestart` when the run started in the request."""
     from apps.agents.engine import (  # type: ignore[attr-defined,unused-ignore]
         generate_suggestions,
         generate_title,
@@ -262,13 +306,9 @@ async def execute_run(run: Run) -> str:
     from apps.providers.types import UsageContext
 
     publisher = RunPublisher(conversation_id=run.conversation_id, run_id=run.id)
-    # Before the first model call: the agent snapshot and the history are read while the
-    # cursors are reserved (independent queries, each on a thread of its own).
-    loop = asyncio.get_running_loop()
-    snapshot_read = loop.create_task(_read_sync(_snapshot_sync, run))
-    history_read = loop.create_task(_read_sync(history_sync, run.conversation_id))
+    snapshot_read, history_read = reads or _begin_reads(run)
     try:
-        await publisher.start()
+        await publisher.start(reservation)
     except BaseException:
         for task in (snapshot_read, history_read):
             task.cancel()
@@ -517,6 +557,9 @@ def spawn(coro: Any) -> None:
     assert loop is not None
 
     def create() -> None:
+        # The server's loop outlives every run: model calls made on it share SDK clients
+        # (and their keep-alive connections).
+        share_clients_on_this_loop()
         # A fresh context: the run must not inherit the request's thread-sensitive
         # executor (gone when the response ends) nor its request id.
         task = loop.create_task(coro, context=contextvars.Context())
@@ -544,6 +587,49 @@ def dispatch(
     from apps.conversations.tasks import drive_task
 
     drive_task.delay(str(conversation_id), str(resume_run_id) if resume_run_id else None)
+
+
+def prestart(run: Run) -> None:
+    """Execute `run`, started by `start_in_transaction_sync` (call after commit), as a task
+    of the ASGI loop. Its first reads begin at once; the run itself waits until its
+    stream has subscribed (`stream_subscribed`), at most STREAM_GATE_SECONDS."""
+    reservation = _reservations.pop(run.id)
+    gate = _gates[run.id] = asyncio.Event()
+
+    async def go() -> None:
+        reads = _begin_reads(run)
+        try:
+            await asyncio.wait_for(gate.wait(), timeout=STREAM_GATE_SECONDS)
+        except TimeoutError:
+            pass  # no stream (the client left): run anyway, the events are in the log
+        finally:
+            _gates.pop(run.id, None)
+        await execute_run(run, reservation=reservation, reads=reads)
+        await drive_conversation(run.conversation_id)  # then whatever was queued behind
+
+    spawn(go())
+
+
+def stream_subscribed(run: Run) -> None:
+    """Called once a stream of `run` is subscribed (on the loop or from the view's
+    thread): start the run."""
+    gate = _gates.get(run.id)
+    if gate is not None:
+        loop = _main_loop()
+        if loop is not None:
+            loop.call_soon_threadsafe(gate.set)
+    elif run.status == RunStatus.QUEUED:
+        dispatch(conversation_id=run.conversation_id)
+
+
+def main_loop() -> asyncio.AbstractEventLoop | None:
+    """The ASGI server's event loop, when called under it (async code or a sync view)."""
+    return _main_loop()
+
+
+def can_start_here(*, background: bool = False) -> bool:
+    """Whether a run can execute in this process now (under the ASGI event loop)."""
+    return not background and _main_loop() is not None
 
 
 def request_cancel_local(run_id: uuid.UUID) -> None:

@@ -130,11 +130,16 @@ def message_send(
     running_run_behavior: str = "queue",
     background: bool = False,
     dispatch: bool = True,
+    stream: bool = False,
 ) -> Run:
     """Send a user message: a queued Run holding it, started at once when no run is
     active (the message then exists when this returns), else queued behind the active
     run, or, with running_run_behavior="interrupt", the active run is cancelled first.
-    With dispatch=False the caller starts the run (the streaming response does)."""
+    With dispatch=False the caller starts the run (the streaming response does). With
+    stream=True the caller streams the run and calls `runner.stream_subscribed(run)` once
+    subscribed; when the run can start in this process at once, it is started in this
+    transaction (status running, cursors reserved) and begins as soon as the stream
+    subscribes."""
     actor.require_role(MemberRole.VIEWER)
     content = _validate_content(content)
     _interrupt_stale(conversation)
@@ -168,6 +173,10 @@ def message_send(
             run.message = msg
             run.pending_input = {}
             run.save(update_fields=["message", "pending_input"])
+            if stream and runner.can_start_here(background=background):
+                run.conversation, run.agent = conversation, conversation.agent
+                runner.start_in_transaction_sync(run)
+                transaction.on_commit(lambda: runner.prestart(run))
     if active is not None and running_run_behavior == "interrupt":
         _cancel_active(active)
     if dispatch:

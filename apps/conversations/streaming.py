@@ -19,11 +19,14 @@ from django.db import connections
 
 from apps.conversations.eventlog import (
     FLUSH_INTERVAL,
+    POKE,
+    Subscription,
     hub,
     last_logged_cursor_sync,
     read_log,
 )
 from apps.conversations.exceptions import InvalidCursor
+from apps.conversations.models import Run
 from apps.core.events import Event, EventType
 
 logger = logging.getLogger(__name__)
@@ -57,11 +60,13 @@ async def events_after(
     run_id: uuid.UUID | None = None,
     stop_at_end: bool = False,
     on_subscribed: Callable[[], None] | None = None,
+    subscription: Subscription | None = None,
 ) -> AsyncIterator[Event | object]:
     """Events of the conversation (of one run if `run_id`) with cursor > `after`; `after`
     None means "from now" for a conversation and "from the start" for a run. Yields
-    HEARTBEAT when idle. Stops after the run's `end` when `stop_at_end`."""
-    sub = await hub.subscribe(conversation_id)
+    HEARTBEAT when idle. Stops after the run's `end` when `stop_at_end`. Uses
+    `subscription` when the caller subscribed already (`run_events`)."""
+    sub = subscription or await hub.subscribe(conversation_id)
     try:
         if on_subscribed is not None:
             on_subscribed()
@@ -91,7 +96,11 @@ async def events_after(
             timeout = polls[0] if polls else HEARTBEAT_SECONDS
             started = loop.time()
             try:
-                message = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
+                if sub.queue.empty():
+                    async with asyncio.timeout(timeout):  # per token: no task, unlike wait_for
+                        message = await sub.queue.get()
+                else:
+                    message = sub.queue.get_nowait()
             except TimeoutError:
                 if polls:
                     polls.pop(0)
@@ -110,7 +119,17 @@ async def events_after(
                     yield HEARTBEAT
                 continue
             idle += loop.time() - started
-            event = Event.from_dict(message["event"])
+            if message is POKE:  # another process wrote to the log (embedded profile)
+                for event in await read_log(conversation_id, after=seen):
+                    seen = event.cursor
+                    idle = 0.0
+                    if ours(event):
+                        yield event
+                        if stop_at_end and event.type == EventType.END:
+                            return
+                continue
+            raw = message["event"]
+            event = raw if isinstance(raw, Event) else Event.from_dict(raw)
             if event.cursor <= seen:
                 continue
             if message["prev"] > seen:
@@ -127,6 +146,33 @@ async def events_after(
                     return
     finally:
         await hub.unsubscribe(sub)
+
+
+def run_events(run: Run) -> AsyncIterator[Event | object]:
+    """The events of a run just sent with `message_send(stream=True)`, from its start to
+    its `end`, for a streaming response; starts the run. Called from the view: under the
+    ASGI loop it subscribes at once, so the run starts without waiting for the response
+    to begin; otherwise the run starts once the body subscribes."""
+    from apps.conversations import runner
+
+    loop = runner.main_loop()
+    if loop is None:
+        return events_after(
+            conversation_id=run.conversation_id,
+            after=None,
+            run_id=run.id,
+            stop_at_end=True,
+            on_subscribed=lambda: runner.stream_subscribed(run),
+        )
+    sub = hub.subscribe_threadsafe(run.conversation_id, loop)
+    runner.stream_subscribed(run)
+    return events_after(
+        conversation_id=run.conversation_id,
+        after=None,
+        run_id=run.id,
+        stop_at_end=True,
+        subscription=sub,
+    )
 
 
 async def _fill_gap(conversation_id: uuid.UUID, seen: int, prev: int) -> AsyncIterator[Event]:

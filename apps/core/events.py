@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -72,12 +73,22 @@ class Event:
             "data": self.data,
         }
 
-    def to_json(self) -> str:
+    @cached_property
+    def _json(self) -> str:
+        # Made once per event, however many streams send it (cached_property writes the
+        # instance's __dict__ directly, which a frozen dataclass allows).
         return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+
+    def to_json(self) -> str:
+        return self._json
+
+    @cached_property
+    def _sse(self) -> bytes:
+        return f"id: {self.cursor}\nevent: {self.type}\ndata: {self._json}\n\n".encode()
 
     def to_sse(self) -> bytes:
         """The SSE frame: `id` is the cursor, `event` the type, `data` the JSON object."""
-        return f"id: {self.cursor}\nevent: {self.type}\ndata: {self.to_json()}\n\n".encode()
+        return self._sse
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Event":

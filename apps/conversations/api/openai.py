@@ -20,7 +20,7 @@ from apps.conversations.api.views import sse_response
 from apps.conversations.choices import ConversationSource, RunStatus
 from apps.conversations.models import Message, Run
 from apps.conversations.services import conversation_create, message_send
-from apps.conversations.streaming import events_after, release_request_thread
+from apps.conversations.streaming import release_request_thread, run_events
 from apps.core.api.base import ApiView
 from apps.core.events import Event, EventType
 from apps.core.exceptions import ValidationFailed
@@ -129,18 +129,12 @@ class ChatCompletionsView(ApiView):
             conversation=conv,
             content=messages[-1].get("content") or "",
             dispatch=False,
+            stream=data["stream"],
         )
         model = data["model"]
         if data["stream"]:
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-            events = events_after(
-                conversation_id=conv.id,
-                after=None,
-                run_id=run.id,
-                stop_at_end=True,
-                on_subscribed=lambda: runner.dispatch(conversation_id=conv.id),
-            )
-            return sse_response(_openai_stream(events, run, model, include_usage))
+            return sse_response(_openai_stream(run_events(run), run, model, include_usage))
         async_to_sync(runner.drive_conversation)(conv.id)
         run.refresh_from_db()
         if run.status != RunStatus.COMPLETED:

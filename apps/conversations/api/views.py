@@ -10,7 +10,6 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from apps.agents.selectors import agent_by_id_or_slug
-from apps.conversations import runner
 from apps.conversations.api.serializers import (
     ConversationCreateSerializer,
     ConversationSerializer,
@@ -58,7 +57,7 @@ from apps.conversations.services import (
     share_revoke,
     stream_ticket_create,
 )
-from apps.conversations.streaming import events_after, parse_cursor, sse_body
+from apps.conversations.streaming import events_after, parse_cursor, run_events, sse_body
 from apps.core.api.base import ApiView
 from apps.core.api.envelope import Enveloped
 from apps.core.api.renderers import EnvelopeJSONRenderer
@@ -266,16 +265,10 @@ class MessageListView(ApiView):
             running_run_behavior=data["running_run_behavior"],
             background=data["background"],
             dispatch=not stream,
+            stream=stream,
         )
         if stream:
-            events = events_after(
-                conversation_id=conv.id,
-                after=None,
-                run_id=run.id,
-                stop_at_end=True,
-                on_subscribed=lambda: runner.dispatch(conversation_id=conv.id),
-            )
-            response = sse_response(sse_body(events))
+            response = sse_response(sse_body(run_events(run)))
             response["X-Run-ID"] = str(run.id)
             return response
         return Response(RunSerializer(run).data, status=202)
