@@ -195,12 +195,22 @@ def reserve_cursors_sync(
         conv = (
             Conversation.objects.select_for_update().only("cursor_reserved").get(id=conversation_id)
         )
-        logged = RunEvent.objects.filter(conversation_id=conversation_id).aggregate(
-            m=Max("cursor_end")
-        )["m"]
-        logged = logged if logged is not None else -1
-        base = max(conv.cursor_reserved, logged)
-        Conversation.objects.filter(id=conversation_id).update(cursor_reserved=base + count)
+        reservation = cursor_reservation_sync(conversation_id, conv.cursor_reserved, count)
+        Conversation.objects.filter(id=conversation_id).update(cursor_reserved=reservation[1])
+    return reservation
+
+
+def cursor_reservation_sync(
+    conversation_id: uuid.UUID, reserved_mark: int, count: int = CURSOR_BLOCK
+) -> tuple[int, int, int]:
+    """The next `count` cursors above the conversation's reservation mark and its log, as
+    (first, last reserved, last logged). The caller holds the conversation's row lock and
+    stores the new mark (`last reserved`) in `cursor_reserved`."""
+    logged = RunEvent.objects.filter(conversation_id=conversation_id).aggregate(
+        m=Max("cursor_end")
+    )["m"]
+    logged = logged if logged is not None else -1
+    base = max(reserved_mark, logged)
     return base + 1, base + count, logged
 
 

@@ -8,6 +8,7 @@ partial unique constraint `conversation_one_active_run`.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import uuid
@@ -25,7 +26,6 @@ from apps.conversations.eventlog import (
     PROCESS_ID,
     RunPublisher,
     publish_detached,
-    reserve_cursors_sync,
 )
 from apps.conversations.models import Conversation, Message, Run
 from apps.core.events import EventType
@@ -43,7 +43,7 @@ _cancel_events: dict[uuid.UUID, asyncio.Event] = {}
 _tasks: set[asyncio.Task[Any]] = set()
 _driving: set[uuid.UUID] = set()
 _wake: set[uuid.UUID] = set()
-# Runs started in a request's transaction (`start_in_transaction_sync`): their cursor
+# Runs started in a request's transaction (`message_send`): their cursor
 # reservation, and the gate their stream opens once subscribed.
 _reservations: dict[uuid.UUID, tuple[int, int, int]] = {}
 _gates: dict[uuid.UUID, asyncio.Event] = {}
@@ -67,16 +67,23 @@ def content_text(content: Any) -> str:
 
 
 def message_create_sync(
-    *, conversation_id: uuid.UUID, run_id: uuid.UUID | None, message: dict[str, Any]
+    *,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    message: dict[str, Any],
+    seq: int | None = None,
 ) -> Message:
-    """Append an OpenAI-format message (+ optional metadata/attachments/citations/usage)."""
-    with transaction.atomic():
-        Conversation.objects.filter(id=conversation_id).update(
-            message_seq=F("message_seq") + 1, last_message_at=timezone.now()
-        )
-        seq = Conversation.objects.filter(id=conversation_id).values_list("message_seq", flat=True)[
-            0
-        ]
+    """Append an OpenAI-format message (+ optional metadata/attachments/citations/usage).
+    `seq`: given by a caller holding the conversation's row lock, which then stores it in
+    `message_seq` itself; otherwise the next one is taken here."""
+    with transaction.atomic() if seq is None else contextlib.nullcontext():
+        if seq is None:
+            Conversation.objects.filter(id=conversation_id).update(
+                message_seq=F("message_seq") + 1, last_message_at=timezone.now()
+            )
+            seq = Conversation.objects.filter(id=conversation_id).values_list(
+                "message_seq", flat=True
+            )[0]
         metadata = dict(message.get("metadata") or {})
         citations = metadata.pop("citations", None) or message.get("citations") or []
         usage = metadata.pop("usage", None) or message.get("usage") or {}
@@ -183,17 +190,20 @@ def claim_next_run_sync(conversation_id: uuid.UUID) -> Run | None:
     return Run.objects.select_related("agent", "conversation").get(id=run.id)
 
 
-def start_in_transaction_sync(run: Run) -> None:
-    """In the transaction that created `run` (the conversation row locked, no run active
-    or queued): mark it running in this process and reserve its cursors, so a streamed
-    answer starts without another write. `prestart(run)` after commit executes it."""
-    now = timezone.now()
-    Run.objects.filter(id=run.id).update(
-        status=RunStatus.RUNNING, owner=PROCESS_ID, heartbeat_at=now, started_at=now
-    )
-    run.status, run.owner = RunStatus.RUNNING, PROCESS_ID
-    run.heartbeat_at = run.started_at = now
-    _reservations[run.id] = reserve_cursors_sync(run.conversation_id)
+def started_here_fields(now: Any) -> dict[str, Any]:
+    """The fields of a run that starts in this process now (`message_send` sets them on
+    a run it creates; `prestart` then executes it)."""
+    return {
+        "status": RunStatus.RUNNING,
+        "owner": PROCESS_ID,
+        "heartbeat_at": now,
+        "started_at": now,
+    }
+
+
+def hold_reservation(run_id: uuid.UUID, reservation: tuple[int, int, int]) -> None:
+    """Keep the cursors reserved for a run started in a request until `prestart`."""
+    _reservations[run_id] = reservation
 
 
 def claim_paused_run_sync(run_id: uuid.UUID) -> Run | None:
@@ -590,7 +600,7 @@ def dispatch(
 
 
 def prestart(run: Run) -> None:
-    """Execute `run`, started by `start_in_transaction_sync` (call after commit), as a task
+    """Execute `run`, started in `message_send`'s transaction (call after commit), as a task
     of the ASGI loop. Its first reads begin at once; the run itself waits until its
     stream has subscribed (`stream_subscribed`), at most STREAM_GATE_SECONDS."""
     reservation = _reservations.pop(run.id)

@@ -21,7 +21,7 @@ from apps.conversations.choices import (
     RunKind,
     RunStatus,
 )
-from apps.conversations.eventlog import publish_detached
+from apps.conversations.eventlog import cursor_reservation_sync, publish_detached
 from apps.conversations.exceptions import (
     NothingToRerun,
     RunActive,
@@ -144,43 +144,88 @@ def message_send(
     content = _validate_content(content)
     _interrupt_stale(conversation)
     with transaction.atomic():
-        Conversation.objects.select_for_update().filter(id=conversation.id).first()
-        active = Run.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES).first()
-        priority = 0
-        if active is not None and running_run_behavior == "interrupt":
-            top = Run.objects.filter(conversation=conversation, status=RunStatus.QUEUED).aggregate(
-                m=Max("priority")
-            )["m"]
-            priority = (top or 0) + 1
-        queued = Run.objects.filter(conversation=conversation, status=RunStatus.QUEUED).exists()
-        run = Run.objects.create(
-            conversation=conversation,
-            workspace_id=conversation.workspace_id,
-            agent_id=conversation.agent_id,
-            created_by=actor.user,
-            kind=RunKind.SEND,
-            pending_input={"content": content, "attachments": attachments or []},
-            priority=priority,
-            background=background,
+        locked = (
+            Conversation.objects.select_for_update()
+            .only("message_seq", "cursor_reserved")
+            .get(id=conversation.id)
         )
-        if active is None and not queued:
-            # Materialize the message now, so the 202 already names it.
-            msg = runner.message_create_sync(
-                conversation_id=conversation.id,
-                run_id=run.id,
-                message={"role": Role.USER, "content": content, "attachments": attachments or []},
+        waiting = list(
+            Run.objects.filter(
+                conversation=conversation, status__in=[*ACTIVE_STATUSES, RunStatus.QUEUED]
             )
-            run.message = msg
-            run.pending_input = {}
-            run.save(update_fields=["message", "pending_input"])
-            if stream and runner.can_start_here(background=background):
-                run.conversation, run.agent = conversation, conversation.agent
-                runner.start_in_transaction_sync(run)
-                transaction.on_commit(lambda: runner.prestart(run))
+        )
+        active = next((r for r in waiting if r.status in ACTIVE_STATUSES), None)
+        queued = [r for r in waiting if r.status == RunStatus.QUEUED]
+        if active is None and not queued:
+            run = _run_now(
+                actor=actor,
+                conversation=conversation,
+                locked=locked,
+                message={"role": Role.USER, "content": content, "attachments": attachments or []},
+                background=background,
+                start_here=stream and runner.can_start_here(background=background),
+            )
+        else:
+            priority = 0
+            if active is not None and running_run_behavior == "interrupt":
+                priority = max((r.priority for r in queued), default=0) + 1
+            run = Run.objects.create(
+                conversation=conversation,
+                workspace_id=conversation.workspace_id,
+                agent_id=conversation.agent_id,
+                created_by=actor.user,
+                kind=RunKind.SEND,
+                pending_input={"content": content, "attachments": attachments or []},
+                priority=priority,
+                background=background,
+            )
     if active is not None and running_run_behavior == "interrupt":
         _cancel_active(active)
     if dispatch:
         runner.dispatch(conversation_id=conversation.id, background=background)
+    return run
+
+
+def _run_now(
+    *,
+    actor: Actor,
+    conversation: Conversation,
+    locked: Conversation,
+    message: dict[str, Any],
+    background: bool,
+    start_here: bool,
+) -> Run:
+    """In `message_send`'s transaction (the conversation row `locked`, no run active or
+    queued): the message and its run, stored at once so the 202 already names the
+    message. With `start_here` the run is also running in this process with its event
+    cursors reserved, and `runner.prestart` executes it after commit; otherwise it is
+    queued for `runner.dispatch`. Five statements: the log's last cursor, two inserts,
+    one update."""
+    now = timezone.now()
+    run_id = uuid.uuid4()
+    seq = locked.message_seq + 1
+    msg = runner.message_create_sync(
+        conversation_id=conversation.id, run_id=run_id, message=message, seq=seq
+    )
+    run = Run.objects.create(
+        id=run_id,
+        conversation=conversation,
+        workspace_id=conversation.workspace_id,
+        agent_id=conversation.agent_id,
+        created_by=actor.user,
+        kind=RunKind.SEND,
+        message=msg,
+        background=background,
+        **(runner.started_here_fields(now) if start_here else {}),
+    )
+    mark: dict[str, Any] = {"message_seq": seq, "last_message_at": now}
+    if start_here:
+        reservation = cursor_reservation_sync(conversation.id, locked.cursor_reserved)
+        mark["cursor_reserved"] = reservation[1]
+        run.conversation, run.agent = conversation, conversation.agent
+        runner.hold_reservation(run.id, reservation)
+        transaction.on_commit(lambda: runner.prestart(run))
+    Conversation.objects.filter(id=conversation.id).update(**mark)
     return run
 
 
