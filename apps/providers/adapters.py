@@ -92,6 +92,8 @@ class Adapter(Protocol):
 def make_adapter(endpoint: Endpoint) -> Adapter:
     if endpoint.kind == ProviderKind.ANTHROPIC:
         return AnthropicAdapter(endpoint)
+    if endpoint.kind == ProviderKind.LOCAL:
+        return LocalAdapter(endpoint)
     return OpenAIAdapter(endpoint)
 
 
@@ -610,3 +612,43 @@ class AnthropicAdapter:
             return sorted(model.id for model in page.data)
         except _TRANSPORT_ERRORS as exc:
             raise map_error(exc, endpoint=self.endpoint) from None
+
+
+# --- Local (in-process) -------------------------------------------------------------------
+
+
+class LocalAdapter:
+    """Embedding models that run in this process (`apps.providers.local_models`): no
+    network, no key. The encoder runs in a worker thread (numpy releases the GIL)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def aclose(self) -> None:
+        return None
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        raise ProviderBadRequest("A local provider serves embedding models only.")
+        yield  # pragma: no cover (an async generator)
+
+    async def embed(
+        self, *, model: str, texts: list[str], dimensions: int | None
+    ) -> tuple[list[list[float]], int | None]:
+        from apps.providers import local_models
+
+        try:
+            embedder = await asyncio.to_thread(local_models.embedder, model)
+        except local_models.LocalModelUnavailable as exc:
+            raise ModelNotFound(str(exc)) from None
+        vectors, tokens = await asyncio.to_thread(embedder.embed, texts)
+        return vectors, tokens
+
+    async def rerank(
+        self, *, model: str, query: str, documents: list[str], top_n: int | None
+    ) -> tuple[list[tuple[int, float]], int | None]:
+        raise ProviderBadRequest("A local provider has no rerank model.")
+
+    async def list_models(self) -> list[str]:
+        from apps.providers import local_models
+
+        return sorted(local_models.LOCAL_MODELS) if local_models.available() else []

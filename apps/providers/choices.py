@@ -6,6 +6,7 @@ class ProviderKind(models.TextChoices):
 
     OPENAI = "openai", "OpenAI-compatible"
     ANTHROPIC = "anthropic", "Anthropic"
+    LOCAL = "local", "Local model (in-process, offline)"
 
 
 class ModelKind(models.TextChoices):

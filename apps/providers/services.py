@@ -118,6 +118,8 @@ def provider_create(
 ) -> Provider:
     """Create a provider (workspace None: platform-wide) with its keys. Raises
     OutboundBlocked for a base URL the guard refuses, ValidationFailed for a taken name."""
+    if kind == ProviderKind.LOCAL:
+        _check_local_provider(base_url=base_url, api_keys=api_keys)
     if base_url:
         _validate_base_url(kind=kind, base_url=base_url)
     with transaction.atomic():
@@ -145,6 +147,10 @@ def provider_update(*, provider: Provider, **changes: Any) -> Provider:
     if changes.get("kind", provider.kind) != provider.kind:
         for model in provider.models.all():
             _check_kind_supported(provider_kind=changes["kind"], model_kind=model.kind)
+    if changes.get("kind", provider.kind) == ProviderKind.LOCAL:
+        _check_local_provider(
+            base_url=changes.get("base_url", provider.base_url), api_keys=api_keys or ()
+        )
     if changes.get("base_url"):
         _validate_base_url(kind=changes.get("kind", provider.kind), base_url=changes["base_url"])
     with transaction.atomic():
@@ -284,8 +290,10 @@ def model_create(
     is_enabled: bool = True,
 ) -> ProviderModel:
     """Add a model to a provider. Raises ValidationFailed (duplicate, bad capability or
-    fallback, a kind the provider does not offer)."""
+    fallback, a kind the provider does not offer, an unknown local model)."""
     _check_kind_supported(provider_kind=provider.kind, model_kind=kind)
+    if provider.kind == ProviderKind.LOCAL:
+        dimensions = _check_local_model(name=name, dimensions=dimensions)
     _check_capabilities(capabilities)
     fallbacks = _check_fallbacks(provider=provider, kind=kind, ids=fallback_model_ids, self_id=None)
     try:
@@ -314,6 +322,11 @@ def model_update(*, model: ProviderModel, **changes: Any) -> ProviderModel:
     """Change a model's fields. Same validation as `model_create`."""
     if "kind" in changes:
         _check_kind_supported(provider_kind=model.provider.kind, model_kind=changes["kind"])
+    if model.provider.kind == ProviderKind.LOCAL and ("name" in changes or "dimensions" in changes):
+        changes["dimensions"] = _check_local_model(
+            name=changes.get("name", model.name),
+            dimensions=changes.get("dimensions", model.dimensions),
+        )
     if "capabilities" in changes:
         _check_capabilities(changes["capabilities"])
         changes["capabilities"] = sorted(set(changes["capabilities"]))
@@ -352,13 +365,41 @@ def model_delete(*, model: ProviderModel, reassign_to: ProviderModel | None = No
 
 
 def _check_kind_supported(*, provider_kind: str, model_kind: str) -> None:
-    """Anthropic has no rerank endpoint: a rerank model there could never answer."""
+    """Anthropic has no rerank endpoint: a rerank model there could never answer. A local
+    provider serves embedding models only."""
+    if provider_kind == ProviderKind.LOCAL and model_kind != ModelKind.EMBEDDING:
+        raise ValidationFailed("A local provider serves embedding models only.", field="kind")
     if provider_kind == ProviderKind.ANTHROPIC and model_kind == ModelKind.RERANK:
         raise ValidationFailed(
             "Anthropic providers have no rerank endpoint; add rerank models to an "
             "OpenAI-compatible provider (Cohere, Jina, vLLM, Xinference, ...).",
             field="kind",
         )
+
+
+def _check_local_model(*, name: str, dimensions: int | None) -> int:
+    """The dimensions of local model `name` (which must be one the platform runs and be
+    installed). Raises ValidationFailed naming the field."""
+    from apps.providers import local_models
+
+    if name not in local_models.LOCAL_MODELS:
+        raise ValidationFailed(
+            f"{name!r} is not a local model; available: {', '.join(local_models.LOCAL_MODELS)}.",
+            field="name",
+        )
+    if not local_models.available():
+        raise ValidationFailed(local_models.INSTALL_HINT, field="name")
+    size = local_models.LOCAL_MODELS[name]
+    if dimensions not in (None, size):
+        raise ValidationFailed(f"{name} has {size} dimensions.", field="dimensions")
+    return size
+
+
+def _check_local_provider(*, base_url: str, api_keys: Sequence[str]) -> None:
+    if base_url:
+        raise ValidationFailed("A local provider has no base URL.", field="base_url")
+    if api_keys:
+        raise ValidationFailed("A local provider takes no API key.", field="api_keys")
 
 
 def _check_capabilities(capabilities: Sequence[str]) -> None:
