@@ -131,10 +131,12 @@ def test_server_that_dies_mid_call_fails_the_call_not_the_caller(
 
     first, second = async_to_sync(calls)()
     assert first.is_error is True
-    assert first.content == "MCP server connection failed: MCP error: Connection closed"
+    # How the dying connection surfaces depends on timing (the stream closing, or the
+    # transport failing first): either way the call fails with a connection error.
+    assert first.content.startswith("MCP server connection failed: "), first.content
     # The next call tries to reconnect, fails cleanly, and says so.
     assert second.is_error is True
-    assert second.content == "MCP server unavailable: Could not connect to the server."
+    assert second.content.startswith("MCP server unavailable: "), second.content
     # The refresh reports the dead server as an error status with a reason.
     response = api.post(f"{SERVERS}/{server_id}/refresh")
     data = response.json()["data"]
