@@ -2,12 +2,16 @@
 embed, index) vs embedding alone, on the same chunks, in one run.
 
     python bench/knowledge_ingest.py [--documents 40] [--paragraphs 60]
+        [--provider-latency-ms N] [--without-vector-index]
 
 Embedded profile by default (a fresh SQLite file); with DATABASE_URL set (PostgreSQL) it
 uses a database named `bench_knowledge_ingest` on that server, created and dropped here.
 Embeddings come over HTTP from the scripted OpenAI-compatible server
 (apps/providers/scripted.py) started in this process, so both sides pay the same
 provider cost. Prints one JSON object: chunks per second of each, and their ratio.
+
+`--without-vector-index` (PostgreSQL, diagnostic): the pipeline runs without the HNSW
+index, to show what its maintenance costs; it is not how the platform runs.
 """
 
 import argparse
@@ -53,6 +57,11 @@ def main() -> None:
         type=int,
         default=0,
         help="make each embeddings request of the scripted server take this long",
+    )
+    parser.add_argument(
+        "--without-vector-index",
+        action="store_true",
+        help="diagnostic: no HNSW index during the pipeline (PostgreSQL)",
     )
     args = parser.parse_args()
     vendor = _prepare_environment()
@@ -151,6 +160,13 @@ def main() -> None:
             document.file.save(document.name, ContentFile(text.encode()), save=False)
             document.save()
             documents.append(document)
+        if args.without_vector_index:
+            services.ensure_vector_index = lambda dims: None  # type: ignore[assignment]
+        if vendor == "sqlite":
+            # As after the first search: the chunk-version triggers fire on every insert.
+            from apps.knowledge.search import ensure_version_triggers
+
+            ensure_version_triggers()
         script_latency()
         started = time.perf_counter()
         for document in documents:
@@ -169,6 +185,8 @@ def main() -> None:
             "pipeline_chunks_per_s": round(total_chunks / pipeline, 1),
             "ratio": round(embed_only / pipeline, 3),
         }
+        if vendor == "postgresql":
+            figures["vector_index"] = not args.without_vector_index
         print(json.dumps(figures), flush=True)
     finally:
         server.stop()

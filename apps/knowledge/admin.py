@@ -8,7 +8,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     list_display = ["name", "workspace", "language", "search_mode", "created_at"]
     list_filter = ["language", "search_mode"]
     search_fields = ["name", "workspace__name"]
-    raw_id_fields = ["workspace", "created_by", "embedding_model"]
+    raw_id_fields = ["workspace", "created_by", "embedding_model", "rerank_model"]
 
 
 @admin.register(Document)

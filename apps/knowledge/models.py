@@ -41,6 +41,19 @@ class KnowledgeBase(BaseModel):
     search_mode = models.CharField(
         max_length=10, choices=SearchMode.choices, default=SearchMode.HYBRID
     )
+    # Null: no rerank (unless a search asks for it: then the workspace's default).
+    rerank_model = models.ForeignKey(
+        "providers.ProviderModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reranking_knowledge_bases",
+    )
+    rerank_candidates = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Retrieved passages the reranker reads; empty: max(4 x top_k, 20), at most 100.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -21,10 +21,12 @@ from apps.knowledge.exceptions import (
 )
 from apps.knowledge.limits import limit
 from apps.knowledge.models import Chunk, Document, KnowledgeBase, UploadBatch
+from apps.knowledge.rerank import RerankReport, rerank_hits, rerank_plan
 from apps.knowledge.search import (
     Filters,
     Scored,
     fulltext_search,
+    passages_load,
     reciprocal_rank_fusion,
     vector_search,
 )
@@ -163,6 +165,12 @@ class SearchHit:
     content: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    rerank_score: float | None = None  # the rerank model's relevance, when it reranked
+
+    @property
+    def rank_score(self) -> float:
+        """The score the hit was ranked by: the rerank score, else the retrieval score."""
+        return self.score if self.rerank_score is None else self.rerank_score
 
     def citation(self, *, snippet_chars: int = 300) -> Citation:
         snippet = (
@@ -175,10 +183,19 @@ class SearchHit:
             document_name=self.document_name,
             chunk_id=str(self.chunk_id),
             snippet=snippet,
-            score=round(self.score, 6),
+            score=round(self.rank_score, 6),
             knowledge_base_id=str(self.knowledge_base_id),
             position=self.position,
         )
+
+
+class SearchHits(list[SearchHit]):
+    """The hits of a search, best first, with what the rerank step did (None: no rerank
+    was asked for or configured)."""
+
+    def __init__(self, hits: Sequence[SearchHit] = (), rerank: RerankReport | None = None):
+        super().__init__(hits)
+        self.rerank = rerank
 
 
 def _merge(lists: Sequence[Scored], top_k: int) -> Scored:
@@ -282,24 +299,69 @@ def knowledge_search(
     threshold: float | None = None,
     filters: Filters | None = None,
     usage: UsageContext | None = None,
-) -> list[SearchHit]:
+    rerank: bool | None = None,
+    rerank_model_id: uuid.UUID | None = None,
+    rerank_candidates: int | None = None,
+    knowledge_bases: Sequence[KnowledgeBase] | None = None,
+) -> SearchHits:
     """Ranked passages of the workspace's knowledge bases among `knowledge_base_ids`
     (others are ignored). Unset `top_k`, `mode`, `threshold` take the first knowledge
     base's settings. Hybrid fuses the vector and full-text rankings (RRF) and falls back
     to full-text when no embedding model is configured; vector mode then raises
-    EmbeddingUnavailable. Provider errors (ProviderError) propagate."""
-    knowledge_bases = list(
-        KnowledgeBase.objects.filter(workspace_id=workspace_id, id__in=list(knowledge_base_ids))
-    )
+    EmbeddingUnavailable. Provider errors (ProviderError) of retrieval propagate.
+    Rerank (see apps.knowledge.rerank): `rerank` None follows the knowledge bases'
+    `rerank_model`; the threshold then applies to the rerank score; a failed rerank
+    leaves the retrieval order and is reported in `.rerank`, never raised.
+    A caller that already holds the knowledge bases (the search view) passes them as
+    `knowledge_bases` to save loading them again; those of other workspaces are ignored."""
+    if knowledge_bases is None:
+        knowledge_bases = list(
+            KnowledgeBase.objects.filter(workspace_id=workspace_id, id__in=list(knowledge_base_ids))
+        )
+    else:
+        wanted = set(knowledge_base_ids)
+        knowledge_bases = [
+            kb for kb in knowledge_bases if kb.workspace_id == workspace_id and kb.id in wanted
+        ]
     if not knowledge_bases or not query.strip():
-        return []
+        return SearchHits()
     first = knowledge_bases[0]
     top_k = max(1, min(int(top_k or first.top_k), 100))
     mode = mode or first.search_mode
     threshold = first.score_threshold if threshold is None else threshold
     filters = filters or Filters()
     usage = usage or UsageContext(workspace_id=workspace_id)
-    kb_ids = [kb.id for kb in knowledge_bases]
+    plan = rerank_plan(
+        workspace_id=workspace_id,
+        knowledge_bases=knowledge_bases,
+        top_k=top_k,
+        rerank=rerank,
+        model_id=rerank_model_id,
+        candidates=rerank_candidates,
+    )
+    if plan is not None:
+        pool = knowledge_search(
+            workspace_id=workspace_id,
+            knowledge_base_ids=knowledge_base_ids,
+            query=query,
+            top_k=plan.candidates,
+            mode=mode,
+            threshold=0.0,
+            filters=filters,
+            usage=usage,
+            rerank=False,
+            knowledge_bases=knowledge_bases,
+        )
+        hits, report = rerank_hits(
+            plan=plan,
+            workspace_id=workspace_id,
+            query=query,
+            hits=pool,
+            top_k=top_k,
+            threshold=threshold,
+            usage=usage,
+        )
+        return SearchHits(hits, rerank=report)
     if mode == SearchMode.FULLTEXT:
         ranked = _fulltext_leg(
             knowledge_bases=knowledge_bases, query=query, top_k=top_k, filters=filters
@@ -324,51 +386,46 @@ def knowledge_search(
             legs = [leg for leg in (vector, text) if leg is not None]
             ranked = reciprocal_rank_fusion(legs, k=int(limit("KNOWLEDGE_RRF_K")))[:top_k]
     ranked = [(chunk_id, score) for chunk_id, score in ranked if score >= threshold][:top_k]
-    return hits_load(ranked=ranked, kb_ids=kb_ids)
+    return SearchHits(hits_load(ranked=ranked))
 
 
-def hits_load(*, ranked: Scored, kb_ids: Sequence[uuid.UUID]) -> list[SearchHit]:
-    """The passages of `ranked` with their documents, in ranked order."""
+def hits_load(*, ranked: Scored) -> list[SearchHit]:
+    """The passages of `ranked` with their documents' names, in ranked order: one query
+    (`search.passages_load`), no model instances."""
     if not ranked:
         return []
-    rows = {
-        chunk.id: chunk
-        # The ids come from queries already restricted to `kb_ids`; filtering on the
-        # knowledge base again can make SQLite pick that index over the primary key.
-        for chunk in Chunk.objects.filter(id__in=[chunk_id for chunk_id, _ in ranked])
-        .select_related("document")
-        .only(
-            "id",
-            "document_id",
-            "knowledge_base_id",
-            "position",
-            "content",
-            "metadata",
-            "document__id",
-            "document__name",
-        )
-    }
+    rows = passages_load([chunk_id for chunk_id, _ in ranked])
     hits = []
     for chunk_id, score in ranked:
-        chunk = rows.get(chunk_id)
-        if chunk is None:
+        row = rows.get(chunk_id)
+        if row is None:
             continue  # deleted between the two queries
         hits.append(
             SearchHit(
-                chunk_id=chunk.id,
-                document_id=chunk.document_id,
-                document_name=chunk.document.name,
-                knowledge_base_id=chunk.knowledge_base_id,
-                position=chunk.position,
-                content=chunk.content,
+                chunk_id=chunk_id,
+                document_id=row.document_id,
+                document_name=row.document_name,
+                knowledge_base_id=row.knowledge_base_id,
+                position=row.position,
+                content=row.content,
                 score=score,
-                metadata=chunk.metadata,
+                metadata=row.metadata,
             )
         )
     return hits
 
 
 aknowledge_search = sync_to_async(knowledge_search, thread_sensitive=True)
+
+
+def rerank_data(report: RerankReport) -> dict[str, Any]:
+    """A RerankReport as JSON (the search API and the tool's result data)."""
+    return {
+        "applied": report.applied,
+        "model_id": str(report.model_id) if report.model_id else None,
+        "candidates": report.candidates,
+        "error": report.error,
+    }
 
 
 # --- the agents' tool -----------------------------------------------------------------
@@ -384,7 +441,7 @@ def format_hits(hits: Sequence[SearchHit]) -> str:
     for number, hit in enumerate(hits, start=1):
         parts.append(
             f"[{number}] {hit.document_name} (passage {hit.position + 1}, "
-            f"score {hit.score:.3f})\n{hit.content}"
+            f"score {hit.rank_score:.3f})\n{hit.content}"
         )
     return "\n\n".join(parts)
 
@@ -429,10 +486,13 @@ def knowledge_tool_specs(
             )
         except (ProviderError, EmbeddingUnavailable) as exc:
             return ToolResult(content=f"The search failed: {exc.message}", is_error=True)
+        data: dict[str, Any] = {"hits": len(hits)}
+        if hits.rerank is not None:
+            data["rerank"] = rerank_data(hits.rerank)
         return ToolResult(
             content=format_hits(hits),
             citations=[hit.citation() for hit in hits],
-            data={"hits": len(hits)},
+            data=data,
         )
 
     return [

@@ -36,6 +36,7 @@ from apps.knowledge.exceptions import (
 from apps.knowledge.limits import limit
 from apps.knowledge.models import Chunk, Document, KnowledgeBase, UploadBatch
 from apps.knowledge.parsing import extract_text, sniff
+from apps.knowledge.rerank import rerank_model_check
 from apps.knowledge.search import ensure_vector_index, normalize
 from apps.providers.exceptions import NoModelConfigured, ProviderError, ProviderRateLimited
 from apps.providers.services import embed_texts, model_info
@@ -56,6 +57,8 @@ KB_FIELDS = (
     "top_k",
     "score_threshold",
     "search_mode",
+    "rerank_model_id",
+    "rerank_candidates",
 )
 
 
@@ -122,13 +125,22 @@ def _validate_model(*, workspace_id: uuid.UUID, model_id: uuid.UUID | None) -> N
         model_info(workspace_id=workspace_id, model_id=model_id, kind="embedding")
 
 
+def _validate_rerank_model(*, workspace_id: uuid.UUID, fields: dict[str, Any]) -> None:
+    if fields.get("rerank_model_id") is not None:
+        rerank_model_check(
+            workspace_id=workspace_id, model_id=fields["rerank_model_id"], field="rerank_model_id"
+        )
+
+
 def knowledge_base_create(*, actor: Actor, **fields: Any) -> KnowledgeBase:
     """Create a knowledge base in the actor's workspace (member role).
-    Raises KnowledgeBaseNameTaken, ModelNotFoundError."""
+    Raises KnowledgeBaseNameTaken, ModelNotFoundError, ValidationFailed (a rerank model
+    of another kind or disabled)."""
     actor.require_role(Role.MEMBER)
     unknown = set(fields) - set(KB_FIELDS)
     assert not unknown, unknown
     _validate_model(workspace_id=actor.workspace_id, model_id=fields.get("embedding_model_id"))
+    _validate_rerank_model(workspace_id=actor.workspace_id, fields=fields)
     try:
         with transaction.atomic():
             return KnowledgeBase.objects.create(
@@ -148,6 +160,7 @@ def knowledge_base_update(
     assert not unknown, unknown
     if "embedding_model_id" in fields:
         _validate_model(workspace_id=actor.workspace_id, model_id=fields["embedding_model_id"])
+    _validate_rerank_model(workspace_id=actor.workspace_id, fields=fields)
     for name, value in fields.items():
         setattr(knowledge_base, name, value)
     try:

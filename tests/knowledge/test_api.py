@@ -56,6 +56,8 @@ def test_create_list_get_update_knowledge_base(api, workspace, embedder):
         "top_k": 8,
         "score_threshold": 0.2,
         "search_mode": "fulltext",
+        "rerank_model_id": None,
+        "rerank_candidates": None,
         "document_count": 0,
         "created_at": data["created_at"],
         "updated_at": data["updated_at"],

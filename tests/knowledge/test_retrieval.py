@@ -261,6 +261,20 @@ def test_another_workspaces_knowledge_base_is_never_searched(
         )
         == []
     )
+    # Nor when the caller hands the knowledge base over already loaded.
+    assert (
+        knowledge_search(
+            workspace_id=theirs.id,
+            knowledge_base_ids=[kb.id],
+            knowledge_bases=[kb],
+            query="secret formula",
+            top_k=5,
+            mode="fulltext",
+            threshold=0.0,
+            filters=None,
+        )
+        == []
+    )
 
 
 def test_without_an_embedding_model_fulltext_still_works(
@@ -317,7 +331,9 @@ def test_search_endpoint_returns_ranked_chunks(api, user, workspace, labelled):
         "content": "orchard guide notes",
         "score": first["score"],
         "metadata": {},
+        "rerank_score": None,
     }
+    assert data["rerank"] is None
     assert 0 < first["score"] <= 1
     assert len(data["hits"]) == 2
     assert data["hits"][1]["score"] <= first["score"]
@@ -327,3 +343,120 @@ def test_search_endpoint_vector_mode_without_a_model_is_400(api, user, workspace
     kb = make_kb(user=user, workspace=workspace)
     response = api.post(f"/api/v1/knowledge-bases/{kb.id}/search", {"query": "x", "mode": "vector"})
     assert_error(response, 400, "embedding_unavailable")
+
+
+def _vector_names(workspace, kb, query, top_k=5):
+    return top_names(
+        knowledge_search(
+            workspace_id=workspace.id,
+            knowledge_base_ids=[kb.id],
+            query=query,
+            top_k=top_k,
+            mode="vector",
+            threshold=0.0,
+            filters=None,
+        )
+    )
+
+
+def test_vector_search_sees_every_write_at_once(
+    user, workspace, embedder, django_capture_on_commit_callbacks
+):
+    """On SQLite the vectors are kept in memory between searches: every kind of write,
+    through the services or not, must show in the next search."""
+    kb = make_kb(user=user, workspace=workspace)
+    actor = actor_for(user=user, workspace=workspace)
+    docs = ingest(
+        user=user,
+        kb=kb,
+        texts={"a.txt": "amber falcon", "b.txt": "amber heron"},
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert _vector_names(workspace, kb, "amber falcon", top_k=1) == ["a.txt"]
+    # A bulk update that bypasses the services and their signals.
+    Chunk.objects.filter(document=docs["a.txt"]).update(enabled=False)
+    assert _vector_names(workspace, kb, "amber falcon") == ["b.txt"]
+    Chunk.objects.filter(document=docs["a.txt"]).update(enabled=True)
+    assert _vector_names(workspace, kb, "amber falcon") == ["a.txt", "b.txt"]
+    # New content is embedded again: b becomes the exact match.
+    services.chunk_update(
+        actor=actor,
+        chunk=Chunk.objects.get(document=docs["b.txt"]),
+        content="amber falcon",
+        metadata={"page": 3},
+    )
+    hits = knowledge_search(
+        workspace_id=workspace.id,
+        knowledge_base_ids=[kb.id],
+        query="amber falcon",
+        top_k=2,
+        mode="vector",
+        threshold=0.0,
+        filters=None,
+    )
+    assert {h.document_name for h in hits} == {"a.txt", "b.txt"}
+    assert [h.score for h in hits] == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert {h.document_name: h.metadata for h in hits}["b.txt"] == {"page": 3}
+    # A deleted document (its chunks go by cascade) and a new one.
+    services.document_delete(actor=actor, document=docs["a.txt"])
+    assert _vector_names(workspace, kb, "amber falcon") == ["b.txt"]
+    ingest(
+        user=user,
+        kb=kb,
+        texts={"c.txt": "amber falcon"},
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert sorted(_vector_names(workspace, kb, "amber falcon")) == ["b.txt", "c.txt"]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the in-memory vectors are SQLite's")
+def test_sqlite_reads_the_vectors_once_until_a_write(
+    user, workspace, embedder, django_capture_on_commit_callbacks, settings
+):
+    from django.test.utils import CaptureQueriesContext
+
+    kb = make_kb(user=user, workspace=workspace)
+    docs = ingest(
+        user=user,
+        kb=kb,
+        texts={"a.txt": "cobalt lantern", "b.txt": "cobalt compass"},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    def blob_reads(query):
+        with CaptureQueriesContext(connection) as queries:
+            names = _vector_names(workspace, kb, query)
+        return names, sum("c.embedding" in q["sql"] for q in queries.captured_queries)
+
+    assert blob_reads("cobalt lantern") == (["a.txt", "b.txt"], 1)
+    assert blob_reads("cobalt compass") == (["b.txt", "a.txt"], 0)
+    Chunk.objects.filter(document=docs["b.txt"]).delete()
+    assert blob_reads("cobalt compass") == (["a.txt"], 1)
+    # A migration that rebuilds the chunk table drops its triggers: the next search
+    # puts them back and reads the vectors again, so a write made meanwhile shows.
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER knowledge_chunk_version_ad")
+    Chunk.objects.filter(document=docs["a.txt"]).delete()
+    assert blob_reads("cobalt compass") == ([], 1)
+    # A knowledge base larger than the memory budget is scanned from the database.
+    ingest(
+        user=user,
+        kb=kb,
+        texts={"c.txt": "cobalt lantern glow"},
+        capture=django_capture_on_commit_callbacks,
+    )
+    settings.KNOWLEDGE_VECTOR_CACHE_BYTES = 1
+    assert blob_reads("cobalt lantern") == (["c.txt"], 1)
+    assert blob_reads("cobalt lantern") == (["c.txt"], 1)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pgvector's ef_search")
+def test_postgres_vector_query_runs_with_either_parameter_binding(workspace, labelled, monkeypatch):
+    """`SET LOCAL hnsw.ef_search` goes in the query's own message with client-side
+    binding (Django's default) and in an explicit transaction with server-side binding."""
+    kb, _ = labelled
+    expected = _vector_names(workspace, kb, "glacier turbine", top_k=3)
+    assert expected[:2] == ["glacier-trap.txt", "glacier.txt"]
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    assert _vector_names(workspace, kb, "glacier turbine", top_k=3) == expected

@@ -8,6 +8,7 @@ from apps.knowledge.models import Chunk, Document, KnowledgeBase
 
 class KnowledgeBaseSerializer(serializers.ModelSerializer):
     embedding_model_id = serializers.UUIDField(allow_null=True, read_only=True)
+    rerank_model_id = serializers.UUIDField(allow_null=True, read_only=True)
     document_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -24,6 +25,8 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
             "top_k",
             "score_threshold",
             "search_mode",
+            "rerank_model_id",
+            "rerank_candidates",
             "document_count",
             "created_at",
             "updated_at",
@@ -45,6 +48,20 @@ class KnowledgeBaseWriteSerializer(serializers.Serializer):
     top_k = serializers.IntegerField(min_value=1, max_value=100, required=False)
     score_threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     search_mode = serializers.ChoiceField(choices=SearchMode.choices, required=False)
+    rerank_model_id = serializers.UUIDField(
+        allow_null=True,
+        required=False,
+        help_text="An enabled rerank model of the workspace or the platform: searches "
+        "retrieve candidates, rerank them with it and keep top_k. null: no rerank.",
+    )
+    rerank_candidates = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        allow_null=True,
+        required=False,
+        help_text="Retrieved passages the reranker reads (at least top_k). null: "
+        "max(4 x top_k, 20), at most 100.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         size = attrs.get("chunk_size", getattr(self.instance, "chunk_size", 512))
@@ -195,8 +212,31 @@ class SearchSerializer(serializers.Serializer):
     query = serializers.CharField(max_length=4000)
     top_k = serializers.IntegerField(min_value=1, max_value=100, required=False)
     mode = serializers.ChoiceField(choices=SearchMode.choices, required=False)
-    threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    threshold = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Minimum score of a hit; the rerank score when the search reranks.",
+    )
     filters = SearchFiltersSerializer(required=False)
+    rerank = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Omitted: rerank when the knowledge base has a rerank model. true: "
+        "rerank (the knowledge base's model, else the workspace's default rerank model). "
+        "false: do not rerank.",
+    )
+    rerank_model_id = serializers.UUIDField(
+        required=False, help_text="Rerank with this rerank model (implies rerank)."
+    )
+    rerank_candidates = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        help_text="Retrieved passages the reranker reads (default: the knowledge base's "
+        "setting, else max(4 x top_k, 20)).",
+    )
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -206,14 +246,33 @@ class SearchHitSerializer(serializers.Serializer):
     knowledge_base_id = serializers.UUIDField()
     position = serializers.IntegerField()
     content = serializers.CharField()
-    score = serializers.FloatField()
+    score = serializers.FloatField(help_text="The retrieval score.")
     metadata = serializers.DictField()
+    rerank_score = serializers.FloatField(
+        allow_null=True, help_text="The rerank model's relevance; null: not reranked."
+    )
+
+
+class RerankReportSerializer(serializers.Serializer):
+    applied = serializers.BooleanField(
+        help_text="The hits are in the rerank model's order and carry its scores."
+    )
+    model_id = serializers.UUIDField(allow_null=True)
+    candidates = serializers.IntegerField(help_text="Retrieved passages sent to the reranker.")
+    error = serializers.CharField(
+        allow_null=True,
+        help_text="Why it was not applied (the provider error code, e.g. "
+        "provider_rate_limited); null when applied or when nothing was retrieved.",
+    )
 
 
 class SearchResultSerializer(serializers.Serializer):
     query = serializers.CharField()
     mode = serializers.ChoiceField(choices=SearchMode.choices)
     hits = SearchHitSerializer(many=True)
+    rerank = RerankReportSerializer(
+        allow_null=True, help_text="What the rerank step did; null: the search did not rerank."
+    )
 
 
 class CountSerializer(serializers.Serializer):

@@ -170,10 +170,19 @@ class KnowledgeBaseSearchView(ApiView):
                 metadata=dict(raw_filters.get("metadata") or {}),
             ),
             usage=UsageContext(workspace_id=actor.workspace_id, user_id=actor.user.id),
+            rerank=data.get("rerank"),
+            rerank_model_id=data.get("rerank_model_id"),
+            rerank_candidates=data.get("rerank_candidates"),
+            knowledge_bases=[kb],
         )
         return Response(
             SearchResultSerializer(
-                {"query": data["query"], "mode": mode, "hits": [vars(h) for h in hits]}
+                {
+                    "query": data["query"],
+                    "mode": mode,
+                    "hits": [vars(h) for h in hits],
+                    "rerank": selectors.rerank_data(hits.rerank) if hits.rerank else None,
+                }
             ).data
         )
 
