@@ -172,6 +172,7 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
             "added_gap_ms": round((p_gap - d_gap) * 1000, 3),
             "ttft_ratio": round(p_ttft / d_ttft, 2),
             "server_cpu_ms_per_token": round(cpu * 1000 / tokens, 3),
+            "sdk_read_cpu_ms_per_token": round(await _sdk_read_cpu(llm) * 1000, 3),
         }
 
         # 2. concurrency at 50 tokens/s: for each N, N streams started evenly over a ramp
@@ -264,6 +265,26 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
             h.cancel()
         await asyncio.gather(*holders, return_exceptions=True)
     return {"server": kind, "latency": latency, "concurrency": concurrency, "idle": idle}
+
+
+async def _sdk_read_cpu(llm) -> float:
+    """CPU seconds per token for just reading the same answer from the scripted server
+    with the platform's own provider adapter (the official SDK over the guarded client),
+    measured on this thread alone (the scripted server's threads are not counted): the
+    floor of what relaying a token can cost, whatever the platform does around it."""
+    from apps.providers.adapters import ChatRequest, Endpoint, OpenAIAdapter
+    from apps.providers.types import TextDelta
+
+    endpoint = Endpoint("openai", llm.base_url, "bench", 10.0, 120.0)
+    request = ChatRequest(model="scripted-chat", messages=[{"role": "user", "content": "go"}])
+    adapter = OpenAIAdapter(endpoint)
+    try:
+        start, tokens = time.thread_time(), 0
+        async for event in adapter.stream_chat(request):
+            tokens += isinstance(event, TextDelta)
+        return (time.thread_time() - start) / max(tokens, 1)
+    finally:
+        await adapter.aclose()
 
 
 def _bulk_conversations(count: int) -> list[str]:
