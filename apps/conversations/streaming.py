@@ -102,11 +102,16 @@ async def events_after(
                 else:
                     message = sub.queue.get_nowait()
             except TimeoutError:
+                message = None
                 if polls:
                     polls.pop(0)
                     idle += timeout
                 else:
                     idle = HEARTBEAT_SECONDS
+            else:
+                idle += loop.time() - started
+            # A poll when idle, or when another process wrote to the log (embedded profile).
+            if message is None or message is POKE:
                 for event in await read_log(conversation_id, after=seen):
                     seen = event.cursor
                     idle = 0.0
@@ -117,16 +122,6 @@ async def events_after(
                 if idle >= HEARTBEAT_SECONDS:
                     idle = 0.0
                     yield HEARTBEAT
-                continue
-            idle += loop.time() - started
-            if message is POKE:  # another process wrote to the log (embedded profile)
-                for event in await read_log(conversation_id, after=seen):
-                    seen = event.cursor
-                    idle = 0.0
-                    if ours(event):
-                        yield event
-                        if stop_at_end and event.type == EventType.END:
-                            return
                 continue
             raw = message["event"]
             event = raw if isinstance(raw, Event) else Event.from_dict(raw)
