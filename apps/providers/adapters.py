@@ -15,7 +15,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anthropic
 import httpx2
@@ -44,6 +44,7 @@ from apps.providers.types import (
     Usage,
 )
 
+C = TypeVar("C")
 MAX_RESPONSE_BYTES = 50_000_000
 DEFAULT_ANTHROPIC_MAX_TOKENS = 4096
 
@@ -291,19 +292,26 @@ def _http_client(endpoint: Endpoint) -> httpx2.AsyncClient:
     )
 
 
+def _sdk_client(endpoint: Endpoint, sdk: Callable[..., C], no_key: str) -> tuple[C, bool]:
+    """(client of `sdk` for `endpoint`, shared): through the guarded client, no SDK
+    retries (the runtime retries), shared on the server's loop (`_client_for`)."""
+    client, shared = _client_for(
+        endpoint,
+        lambda: sdk(
+            api_key=endpoint.api_key or no_key,
+            base_url=endpoint.base_url or None,
+            max_retries=0,
+            timeout=_timeout(endpoint),
+            http_client=_http_client(endpoint),
+        ),
+    )
+    return client, shared
+
+
 class OpenAIAdapter:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.client, self._shared = _client_for(
-            endpoint,
-            lambda: openai.AsyncOpenAI(
-                api_key=endpoint.api_key or "not-needed",
-                base_url=endpoint.base_url or None,
-                max_retries=0,
-                timeout=_timeout(endpoint),
-                http_client=_http_client(endpoint),
-            ),
-        )
+        self.client, self._shared = _sdk_client(endpoint, openai.AsyncOpenAI, "not-needed")
 
     async def aclose(self) -> None:
         if not self._shared:
@@ -522,16 +530,7 @@ def to_anthropic(
 class AnthropicAdapter:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.client, self._shared = _client_for(
-            endpoint,
-            lambda: anthropic.AsyncAnthropic(
-                api_key=endpoint.api_key or "not-set",
-                base_url=endpoint.base_url or None,
-                max_retries=0,
-                timeout=_timeout(endpoint),
-                http_client=_http_client(endpoint),
-            ),
-        )
+        self.client, self._shared = _sdk_client(endpoint, anthropic.AsyncAnthropic, "not-set")
 
     async def aclose(self) -> None:
         if not self._shared:
