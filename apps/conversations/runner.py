@@ -547,7 +547,7 @@ async def resume_paused_run(run_id: uuid.UUID) -> None:
 # --- dispatching -----------------------------------------------------------------------------
 
 
-def _main_loop() -> asyncio.AbstractEventLoop | None:
+def main_loop() -> asyncio.AbstractEventLoop | None:
     """The ASGI server's event loop when called from a sync view running under it."""
     try:
         return asyncio.get_running_loop()
@@ -563,7 +563,7 @@ def _main_loop() -> asyncio.AbstractEventLoop | None:
 
 def spawn(coro: Any) -> None:
     """Run `coro` as a task of the ASGI event loop (from async or sync code under it)."""
-    loop = _main_loop()
+    loop = main_loop()
     assert loop is not None
 
     def create() -> None:
@@ -588,7 +588,7 @@ def dispatch(
 ) -> None:
     """Make sure the conversation's next run executes: here as an asyncio task when under
     the ASGI event loop, else (and for background runs) in a Celery worker. Call after commit."""
-    if not background and _main_loop() is not None:
+    if not background and main_loop() is not None:
         if resume_run_id is not None:
             spawn(resume_paused_run(resume_run_id))
         else:
@@ -625,27 +625,22 @@ def stream_subscribed(run: Run) -> None:
     thread): start the run."""
     gate = _gates.get(run.id)
     if gate is not None:
-        loop = _main_loop()
+        loop = main_loop()
         if loop is not None:
             loop.call_soon_threadsafe(gate.set)
     elif run.status == RunStatus.QUEUED:
         dispatch(conversation_id=run.conversation_id)
 
 
-def main_loop() -> asyncio.AbstractEventLoop | None:
-    """The ASGI server's event loop, when called under it (async code or a sync view)."""
-    return _main_loop()
-
-
 def can_start_here(*, background: bool = False) -> bool:
     """Whether a run can execute in this process now (under the ASGI event loop)."""
-    return not background and _main_loop() is not None
+    return not background and main_loop() is not None
 
 
 def request_cancel_local(run_id: uuid.UUID) -> None:
     event = _cancel_events.get(run_id)
     if event is not None:
-        loop = _main_loop()
+        loop = main_loop()
         if loop is not None:
             loop.call_soon_threadsafe(event.set)
         else:

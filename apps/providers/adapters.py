@@ -635,11 +635,12 @@ class LocalAdapter:
     ) -> tuple[list[list[float]], int | None]:
         from apps.providers import local_models
 
-        try:
-            embedder = await asyncio.to_thread(local_models.embedder, model)
+        try:  # loading (first call) and encoding, in one worker thread
+            vectors, tokens = await asyncio.to_thread(
+                lambda: local_models.embedder(model).embed(texts)
+            )
         except local_models.LocalModelUnavailable as exc:
             raise ModelNotFound(str(exc)) from None
-        vectors, tokens = await asyncio.to_thread(embedder.embed, texts)
         return vectors, tokens
 
     async def rerank(

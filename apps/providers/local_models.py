@@ -16,7 +16,6 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -195,7 +194,3 @@ def embedder(name: str) -> LocalEmbedder:
     """The process's instance of a local model (loaded on first use). Raises
     LocalModelUnavailable."""
     return LocalEmbedder(name)
-
-
-def describe() -> dict[str, Any]:
-    return {"models": dict(LOCAL_MODELS), "installed": available()}

@@ -86,6 +86,7 @@ class Target:
     max_output_tokens: int | None
     dimensions: int | None
     capabilities: frozenset[str]
+    context_window: int | None = None
 
     def endpoint(self, key: str) -> Endpoint:
         return Endpoint(
@@ -94,6 +95,18 @@ class Target:
             api_key=key,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+        )
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            id=self.model_id,
+            provider_id=self.provider_id,
+            name=self.model_name,
+            kind=self.kind,
+            context_window=self.context_window,
+            max_output_tokens=self.max_output_tokens,
+            capabilities=set(self.capabilities),
+            dimensions=self.dimensions,
         )
 
     def cost(self, usage: Usage) -> Decimal:
@@ -168,6 +181,7 @@ def target_for(model: ProviderModel) -> Target:
         max_output_tokens=model.max_output_tokens,
         dimensions=model.dimensions,
         capabilities=frozenset(model.capabilities or []),
+        context_window=model.context_window,
     )
 
 
@@ -249,18 +263,23 @@ async def aresolve_chain(
 async def amodel_info(
     *, workspace_id: uuid.UUID, model_id: uuid.UUID | None, kind: str = "chat"
 ) -> ModelInfo:
-    return await _resolved(model_info, workspace_id=workspace_id, model_id=model_id, kind=kind)
+    """`model_info` for async code; within a run, read from the run's resolved chain."""
+    if _resolutions.get() is None:
+        return await sync_to_async(model_info)(
+            workspace_id=workspace_id, model_id=model_id, kind=kind
+        )
+    chain = await aresolve_chain(workspace_id=workspace_id, model_id=model_id, kind=kind)
+    return chain[0].info()
 
 
 def prefetch_model(*, workspace_id: uuid.UUID, model_id: uuid.UUID | None, kind: str) -> None:
     """Start resolving a model the task will call (after `remember_resolutions()`)."""
     if _resolutions.get() is None:
         return
-    for resolve in (aresolve_chain, amodel_info):
-        future = asyncio.ensure_future(
-            resolve(workspace_id=workspace_id, model_id=model_id, kind=kind)
-        )
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen later
+    future = asyncio.ensure_future(
+        aresolve_chain(workspace_id=workspace_id, model_id=model_id, kind=kind)
+    )
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen later
 
 
 def record_usage(
