@@ -74,7 +74,7 @@ def agents_reference_ids(*, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[
     ]
     agent_column = {0: "agent_id", 1: "agent_id", 2: "agent_id", 3: "from_agent_id"}
     queries = [
-        through.objects.filter(**{f"{agent_column[index]}__in": agent_ids})
+        through._default_manager.filter(**{f"{agent_column[index]}__in": agent_ids})
         .annotate(kind=Value(index, output_field=IntegerField()))
         .values_list("kind", agent_column[index], target)
         for index, (through, target) in enumerate(links)

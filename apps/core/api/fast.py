@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rest_framework import ISO_8601, serializers
 from rest_framework import fields as f
-from rest_framework import serializers
 from rest_framework.fields import SkipField, get_attribute
 from rest_framework.relations import ManyRelatedField, PKOnlyObject, RelatedField
 from rest_framework.settings import api_settings
@@ -39,7 +39,7 @@ def _datetime(field: f.DateTimeField) -> Converter:
     """DRF's DateTimeField output (ISO 8601, UTC as `Z`); the time zone is looked up
     once per call of serialize_rows (by _bind) instead of once per value."""
     output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
-    if output_format is None or output_format.lower() != f.ISO_8601:
+    if output_format is None or output_format.lower() != ISO_8601:
         return field.to_representation
     return _DatetimeMarker(field)
 
@@ -123,7 +123,8 @@ class _Plan:
 
     def __init__(self, serializer_class: type[serializers.BaseSerializer]) -> None:
         self.entries: list[tuple[int, str, Any, Any]] = []
-        for name, field in serializer_class().fields.items():
+        serializer: Any = serializer_class()
+        for name, field in serializer.fields.items():
             if field.write_only:
                 continue
             if isinstance(field, serializers.SerializerMethodField):
