@@ -1,7 +1,11 @@
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from django.http import FileResponse
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.parsers import MultiPartParser
@@ -24,14 +28,35 @@ TAGS = ["files"]
 BINARY = {(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)}
 
 
-def _stream(file: File) -> FileResponse:
-    """The file's bytes from the storage, as an attachment (never rendered inline by the
-    browser: an uploaded HTML or SVG file cannot run in the platform's origin)."""
+STREAM_CHUNK_BYTES = 256 * 1024
+
+
+def _chunks(handle: Any) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(STREAM_CHUNK_BYTES):
+            yield chunk
+
+
+async def _achunks(handle: Any) -> AsyncIterator[bytes]:
+    # Under ASGI a sync iterator would be read whole into memory first: read in a thread.
+    try:
+        while chunk := await sync_to_async(handle.read)(STREAM_CHUNK_BYTES):
+            yield chunk
+    finally:
+        await sync_to_async(handle.close)()
+
+
+def _stream(request: Request, file: File) -> StreamingHttpResponse:
+    """The file's bytes from the storage, streamed in chunks, as an attachment (never
+    rendered inline by the browser: an uploaded HTML or SVG file cannot run in the
+    platform's origin)."""
     handle = services.files_storage().open(file.storage_key, "rb")
-    response = FileResponse(
-        handle, as_attachment=True, filename=file.name, content_type=file.content_type
+    is_asgi = isinstance(request._request, ASGIRequest)
+    response = StreamingHttpResponse(
+        _achunks(handle) if is_asgi else _chunks(handle), content_type=file.content_type
     )
     response["Content-Length"] = str(file.size)
+    response["Content-Disposition"] = content_disposition_header(True, file.name) or "attachment"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, no-store"
@@ -105,9 +130,9 @@ class FileContentView(ApiView):
     scope_area = "conversations"
 
     @extend_schema(operation_id="files_content", responses=BINARY, tags=TAGS)
-    def get(self, request: Request, file_id: uuid.UUID) -> FileResponse:
+    def get(self, request: Request, file_id: uuid.UUID) -> StreamingHttpResponse:
         """The file's bytes (Content-Disposition: attachment)."""
-        return _stream(selectors.access_file(actor=get_actor(request), file_id=file_id))
+        return _stream(request, selectors.access_file(actor=get_actor(request), file_id=file_id))
 
 
 class FileDownloadView(ApiView):
@@ -118,5 +143,5 @@ class FileDownloadView(ApiView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="files_download", responses=BINARY, tags=TAGS)
-    def get(self, request: Request, token: str) -> FileResponse:
-        return _stream(selectors.file_from_download_token(token=token))
+    def get(self, request: Request, token: str) -> StreamingHttpResponse:
+        return _stream(request, selectors.file_from_download_token(token=token))
