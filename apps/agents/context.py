@@ -38,6 +38,7 @@ from asgiref.sync import sync_to_async
 from apps.files.choices import PARSE_WAITING, FileKind, ParseStatus
 from apps.files.exceptions import AttachmentUnreadable
 from apps.files.services import AttachmentContent, attachment_contents
+from apps.files.services import limit as files_limit
 from apps.providers.tokens import count_text
 
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -334,10 +335,9 @@ def summary_content(summary: str, latest_user_content: Any) -> str | list[dict[s
 #  - a longer document: a note with a short preview, and the `attachment_search` tool
 #    (apps.agents.builtin_tools) over the conversation's passages of that file.
 # Documents are parsed by the worker; the latest message's waits for them up to
-# ATTACHMENT_WAIT_SECONDS, and one that cannot be read fails the run with
+# FILES_PARSE_WAIT_SECONDS, and one that cannot be read fails the run with
 # `attachment_unreadable` (an earlier message's failure is only noted).
 
-ATTACHMENT_WAIT_SECONDS = 60.0
 ATTACHMENT_POLL_SECONDS = 0.2
 
 
@@ -407,17 +407,17 @@ async def with_attachments(
     *,
     workspace_id: uuid.UUID,
     vision: bool,
-    wait_seconds: float = ATTACHMENT_WAIT_SECONDS,
 ) -> tuple[list[dict[str, Any]], list[AttachmentContent]]:
     """`history` with every message that has attachments given as content parts (new
     dicts; the others unchanged), and the long documents the `attachment_search` tool
     covers. Raises AttachmentUnreadable when a file of the latest user message failed
-    to parse or is still unread after `wait_seconds`."""
+    to parse or is still unread after FILES_PARSE_WAIT_SECONDS."""
     ids = [file_id for message in history for file_id in attachment_ids(message)]
     if not ids:
         return history, []
     latest = latest_user_index(history)
     current = set(attachment_ids(history[latest])) if latest >= 0 else set()
+    wait_seconds = float(files_limit("FILES_PARSE_WAIT_SECONDS"))
     deadline = time.monotonic() + wait_seconds
     while True:
         contents = await sync_to_async(attachment_contents)(

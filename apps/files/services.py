@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "FILES_PARSE_MEMORY_BYTES": 1024 * 1024 * 1024,
     "FILES_PARSE_MAX_ATTEMPTS": 3,
     "FILES_PARSE_STALE_SECONDS": 5 * 60,
+    "FILES_PARSE_WAIT_SECONDS": 60,  # a run waits this long for its attachments' text
     "FILES_AGENT_MAX_FILE_BYTES": 1024 * 1024,
     "FILES_AGENT_MAX_FILES": 100,
 }

@@ -276,3 +276,37 @@ def test_openai_endpoint_passes_image_parts_and_refuses_them_without_vision(
             sdk.chat.completions.create(model="helper", messages=messages)
     assert caught.value.status_code == 400
     assert "does not accept images" in str(caught.value)
+
+
+def test_an_attachment_never_read_fails_the_run_with_a_clear_error(
+    http, chat_agent, scripted_llm, settings
+):
+    settings.FILES_PARSE_WAIT_SECONDS = 0.5
+    file_id = upload(http, "notes.md", b"# Notes\n\nalpha", "text/markdown").json()["data"]["id"]
+    File.objects.filter(id=file_id).update(parse_status="pending")  # its worker was lost
+    conv_id = _conversation(http, chat_agent)
+
+    r = _send(http, conv_id, "Summarise", file_id)
+
+    assert r.status_code == 202, r.text
+    run = _finished(r.json()["data"]["id"])
+    assert run.status == "failed"
+    assert run.error_code == "attachment_unreadable"
+    assert run.error_message == (
+        "notes.md was still being read after 0.5 seconds; send the message again later."
+    )
+    assert scripted_llm.requests == []
+
+
+def test_an_unreadable_document_is_refused_at_send_naming_it(http, chat_agent):
+    broken = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\ngarbage\n%%EOF"
+    file_id = upload(http, "broken.pdf", broken, "application/pdf").json()["data"]["id"]
+    conv_id = _conversation(http, chat_agent)
+
+    r = _send(http, conv_id, "Read it", file_id)
+
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["details"][0]["field"] == "attachments[0]"
+    assert error["message"].startswith("broken.pdf could not be read: ")
+    assert Run.objects.filter(conversation_id=conv_id).count() == 0
