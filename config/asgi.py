@@ -49,3 +49,10 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     executor.bind_loop(asyncio.get_running_loop())  # an identity check once bound
     await router(scope, receive, send)
+
+
+# Everything loaded so far lives as long as the process: keep it out of every garbage
+# collection (apps/core/startup.py).
+from apps.core.startup import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from apps.agents.services import message_inputs_prepare
 from apps.conversations.choices import (
     ACTIVE_STATUSES,
     ConversationSource,
@@ -47,6 +48,7 @@ from apps.conversations.models import (
 )
 from apps.core.events import Done, End, RunCancelled, RunInterrupted, Usage
 from apps.core.exceptions import ValidationFailed
+from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
 from apps.users.choices import Role as MemberRole
 
@@ -110,7 +112,9 @@ def conversation_delete(*, conversation: Conversation) -> None:
     asked to stop first."""
     for run in Run.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES):
         executor.cancel(run.id)
-    conversation.delete()
+    with transaction.atomic():
+        files_delete_for_conversation(conversation_id=conversation.id)
+        conversation.delete()
 
 
 def interrupt_stale_runs_of(*, conversation: Conversation) -> None:
@@ -216,6 +220,13 @@ def message_send(
     subscribes (or after STREAM_GATE_SECONDS without one)."""
     actor.require_role(MemberRole.VIEWER)
     content = _validate_content(content)
+    attachments = message_inputs_prepare(
+        actor=actor,
+        agent=conversation.agent,
+        conversation_id=conversation.id,
+        content=content,
+        attachments=attachments or [],
+    )
     _interrupt_stale(conversation)
     with transaction.atomic():
         locked = (
