@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE ?= config.settings.dev
 
-.PHONY: run test install lint typecheck schema migrations-check check clean
+.PHONY: run test test-fast install lint typecheck schema migrations-check check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: install
 
 test: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+
+# The quick lane while working: everything but the tests marked slow (servers, processes,
+# browsers). CI and `make test` still run everything.
+test-fast: install
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

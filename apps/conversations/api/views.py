@@ -58,6 +58,7 @@ from apps.conversations.services import (
     stream_ticket_create,
 )
 from apps.conversations.streaming import events_after, parse_cursor, run_events, sse_body
+from apps.core.api.asyncview import AsyncApiView
 from apps.core.api.base import ApiView
 from apps.core.api.envelope import Enveloped
 from apps.core.api.renderers import EnvelopeJSONRenderer
@@ -214,7 +215,7 @@ class ConversationExportView(ApiView):
         )
 
 
-class MessageListView(ApiView):
+class MessageListView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 
@@ -264,7 +265,6 @@ class MessageListView(ApiView):
             attachments=data["attachments"],
             running_run_behavior=data["running_run_behavior"],
             background=data["background"],
-            dispatch=not stream,
             stream=stream,
         )
         if stream:
@@ -423,7 +423,7 @@ def _stream_auth() -> list[Any]:
     return [StreamTicketAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
 
-class ConversationStreamView(ApiView):
+class ConversationStreamView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 
@@ -452,7 +452,7 @@ class ConversationStreamView(ApiView):
         return sse_response(sse_body(events))
 
 
-class RunStreamView(ApiView):
+class RunStreamView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 

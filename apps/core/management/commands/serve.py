@@ -1,5 +1,6 @@
-"""Run the whole embedded platform with one command: the ASGI server (daphne), a Celery
-worker and Celery beat. Ctrl-C (or SIGTERM) stops all three; if one dies, the others are
+"""Run the whole embedded platform with one command: the ASGI server (uvicorn, with
+WEB_CONCURRENCY processes), a Celery worker and Celery beat (docs/architecture.md says
+why uvicorn). Ctrl-C (or SIGTERM) stops all three; if one dies, the others are
 stopped too."""
 
 import os
@@ -14,12 +15,20 @@ from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Serve the platform: daphne + Celery worker + Celery beat, started and stopped together."
+    help = (
+        "Serve the platform: uvicorn + Celery worker + Celery beat, started and stopped together."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
         parser.add_argument("--concurrency", default=os.environ.get("WORKER_CONCURRENCY", "2"))
+        parser.add_argument(
+            "--web-concurrency",
+            default=os.environ.get("WEB_CONCURRENCY", "1"),
+            help="ASGI server processes (WEB_CONCURRENCY; more than 1 needs the production "
+            "profile's Redis for live events between them, or takes the log's ~1 s path).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for folder in ("celery-broker", "celery-control"):
@@ -35,12 +44,19 @@ class Command(BaseCommand):
             "web": [
                 python,
                 "-m",
-                "daphne",
-                "-b",
-                options["host"],
-                "-p",
-                str(options["port"]),
+                "uvicorn",
                 "config.asgi:application",
+                "--host",
+                options["host"],
+                "--port",
+                str(options["port"]),
+                "--workers",
+                str(options["web_concurrency"]),
+                "--lifespan",
+                "on",
+                "--ws",
+                "websockets-sansio",
+                "--no-access-log",
             ],
             "worker": [
                 python,
