@@ -215,6 +215,33 @@ class ConversationExportView(ApiView):
         )
 
 
+# Messages page by `seq` (`before`/`after`), not by cursor: the meta says so. Declared
+# with `data` so the schema hook does not wrap it again.
+MESSAGE_PAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "meta": {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string"},
+                "has_more": {"type": "boolean"},
+                "next_before": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `before` for the older page (when paging back).",
+                },
+                "next_after": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `after` for the newer page (when paging forward).",
+                },
+            },
+            "required": ["request_id", "has_more", "next_before", "next_after"],
+        },
+    },
+    "required": ["data", "meta"],
+}
+
+
 class MessageListView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
@@ -226,7 +253,7 @@ class MessageListView(AsyncApiView):
             OpenApiParameter("after", int, description="Messages with seq above this."),
             OpenApiParameter("limit", int),
         ],
-        responses=MessageSerializer(many=True),
+        responses={200: MESSAGE_PAGE_SCHEMA},
         tags=TAGS,
     )
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
@@ -283,9 +310,8 @@ class ConversationQueueView(ApiView):
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
         conv = access_conversation(actor=get_actor(request), conversation_id=conversation_id)
         runs = list(queue_list(conversation=conv))
-        return Response(
-            Enveloped({"data": RunSerializer(runs, many=True).data, "meta": {"has_more": False}})
-        )
+        # One complete page: the renderer gives it the list meta (has_more false).
+        return Response(RunSerializer(runs, many=True).data)
 
 
 class ConversationRunsView(ApiView):
