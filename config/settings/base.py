@@ -363,7 +363,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
     "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
-    "files.recover_parses": {"task": "files.recover_parses", "schedule": 60},
     "conversations.interrupt_stale_runs": {
         "task": "conversations.interrupt_stale_runs",
         "schedule": 60,

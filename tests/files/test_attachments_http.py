@@ -283,7 +283,7 @@ def test_an_attachment_never_read_fails_the_run_with_a_clear_error(
 ):
     settings.FILES_PARSE_WAIT_SECONDS = 0.5
     file_id = upload(http, "notes.md", b"# Notes\n\nalpha", "text/markdown").json()["data"]["id"]
-    File.objects.filter(id=file_id).update(parse_status="pending")  # its worker was lost
+    File.objects.filter(id=file_id).update(status="pending")  # its worker was lost
     conv_id = _conversation(http, chat_agent)
 
     r = _send(http, conv_id, "Summarise", file_id)
