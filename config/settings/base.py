@@ -366,7 +366,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.sweep_stale_jobs",
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
-    "files.recover_parses": {"task": "files.recover_parses", "schedule": 60},
     "conversations.interrupt_stale_runs": {
         "task": "conversations.interrupt_stale_runs",
         "schedule": 60,

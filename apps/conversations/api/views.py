@@ -184,6 +184,11 @@ def _markdown(conv: Conversation) -> str:
         if m.role not in ("user", "assistant") or (m.role == "assistant" and not m.text):
             continue
         lines += [f"**{'You' if m.role == 'user' else conv.agent.name}**", "", m.text, ""]
+        if m.attachments:  # files attached to the message (docs/files.md)
+            names = ", ".join(
+                f"{a.get('name', '')} ({a.get('content_type', '')})" for a in m.attachments
+            )
+            lines += [f"Attachments: {names}", ""]
     return "\n".join(lines)
 
 
