@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE ?= config.settings.dev
 
-.PHONY: run test install lint typecheck schema migrations-check check clean
+.PHONY: run reset-admin test install lint typecheck schema migrations-check check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py serve
+
+# A new password for the administrator, printed once.
+reset-admin: install
+	$(BIN)/python manage.py reset_admin_password
 
 test: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)

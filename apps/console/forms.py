@@ -89,7 +89,10 @@ class AgentForm(ChoicesForm):
         super().__init__(*args, **kwargs)
         self._set_choices("model", [("", "Workspace default"), *models])
         self._set_choices("knowledge_bases", knowledge_bases)
-        self._set_choices("tools", tools)
+        if tools:
+            self._set_choices("tools", tools)
+        else:
+            del self.fields["tools"]  # nothing to choose: no empty heading
         self._set_choices("builtin_tools", builtin_tools)
         # Approval is asked by tool name, of built-in and workspace tools alike.
         names = [name for name, _ in builtin_tools] + [label for _, label in tools]
@@ -108,7 +111,7 @@ class AgentForm(ChoicesForm):
             "starter_questions": questions,
             "knowledge_base_ids": list(data["knowledge_bases"]),
             "builtin_tools": list(data["builtin_tools"]),
-            "tool_ids": list(data["tools"]),
+            "tool_ids": list(data.get("tools", [])),
             "tools_requiring_approval": list(data["tools_requiring_approval"]),
             "suggestions_enabled": data["suggestions_enabled"],
         }

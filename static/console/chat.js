@@ -160,7 +160,11 @@
       scrollDown();
     },
     "answer.done": (data) => {
-      if (answer) answer.classList.remove("streaming");
+      if (answer) {
+        answer.classList.remove("streaming");
+        // What the stream delivered, kept for the browser tests (exactly once, no gap).
+        window.lastStreamedAnswer = answer.textContent;
+      }
       if (data.message_id) finishAnswer(data.message_id);
     },
     "title": (data) => { $("chat-title").textContent = data.title; document.title = data.title; },

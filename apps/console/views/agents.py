@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.agents.choices import AgentBuiltinTool
 from apps.agents.models import Agent
 from apps.agents.selectors import access_agent, agent_can_edit, agent_list, agent_versions
 from apps.agents.services import agent_create, agent_update, agent_version_restore
@@ -18,7 +19,6 @@ from apps.core.exceptions import ApplicationError
 from apps.knowledge.selectors import knowledge_base_list
 from apps.providers.choices import ModelKind
 from apps.providers.selectors import model_list
-from apps.skills.choices import BuiltinTool
 from apps.skills.selectors import tool_list
 from apps.users.actors import Actor
 
@@ -36,7 +36,7 @@ def _form(actor: Actor, data: Any = None, initial: dict[str, Any] | None = None)
         models=models,
         knowledge_bases=kbs,
         tools=tools,
-        builtin_tools=list(BuiltinTool.choices),
+        builtin_tools=list(AgentBuiltinTool.choices),
     )
 
 

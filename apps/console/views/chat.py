@@ -133,6 +133,15 @@ def _stream_start_cursor(conv: Conversation, active: Run | None) -> int:
     return int(last) if last is not None else -1
 
 
+def _tool_call(call: dict[str, Any]) -> dict[str, str]:
+    function = call.get("function") or {}
+    return {
+        "id": str(call.get("id", "")),
+        "name": str(function.get("name") or call.get("name") or "tool"),
+        "arguments": str(function.get("arguments") or call.get("arguments") or ""),
+    }
+
+
 def message_view(message: Message) -> dict[str, Any]:
     """What a template needs of a stored message."""
     citations = message.citations or message.metadata.get("citations") or []
@@ -141,7 +150,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "role": message.role,
         "text": message.text,
         "html": render_markdown(message.text) if message.role == "assistant" else "",
-        "tool_calls": message.tool_calls,
+        "tool_calls": [_tool_call(call) for call in message.tool_calls or []],
         "name": message.name,
         "citations": citations,
         "reasoning": message.metadata.get("reasoning", ""),
@@ -165,7 +174,7 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
     pending = active.pending_approvals if active and active.status == "requires_action" else []
     context = {
         "conversation": conv,
-        "messages": _messages(conv, active),
+        "chat_messages": _messages(conv, active),
         "active_run": active,
         "pending": pending,
         "queued": list(queue_list(conversation=conv).select_related("message")),
@@ -217,7 +226,8 @@ def message_fragment(request: HttpRequest, message_id: uuid.UUID) -> HttpRespons
     """One stored message, rendered (Markdown sanitized on the server): replaces the
     streamed text once the answer is done."""
     message = access_message(actor=request.actor, message_id=message_id)  # type: ignore[attr-defined]
-    return render(request, "console/chat/_message.html", {"m": message_view(message)})
+    context = {"m": message_view(message), "agent_name": message.conversation.agent.name}
+    return render(request, "console/chat/_message.html", context)
 
 
 @console_view
@@ -332,4 +342,4 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
         for m in conversation_messages(conversation=conv)
         if m.role == "user" or (m.role == "assistant" and m.text)
     ]
-    return render(request, "console/shared.html", {"conversation": conv, "messages": messages})
+    return render(request, "console/shared.html", {"conversation": conv, "chat_messages": messages})

@@ -18,7 +18,7 @@ from apps.agents.selectors import agent_list
 from apps.console.access import console_view, error_message
 from apps.console.forms import ApiKeyForm, MemberForm, ProviderForm
 from apps.core.exceptions import ApplicationError
-from apps.providers.choices import ModelKind
+from apps.providers.choices import Capability, ModelKind
 from apps.providers.selectors import (
     access_workspace_provider,
     default_models,
@@ -45,20 +45,26 @@ def _ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
+NEW_KEY_SESSION_KEY = "console_new_api_key"
+
+
 @console_view
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
-    """The workspace's keys; a created key's secret is shown on this response only."""
+    """The workspace's keys. A created key's secret is shown once: it is handed to the
+    next page through the session (post/redirect/get, so a reload cannot create a second
+    key) and removed from the session as that page renders."""
     actor = request.actor  # type: ignore[attr-defined]
     form = ApiKeyForm(request.POST or None)
-    secret = ""
     if request.method == "POST" and form.is_valid():
         try:
             _, secret = api_key_create(actor=actor, name=form.cleaned_data["name"], ip=_ip(request))
         except ApplicationError as exc:
             form.add_error(None, error_message(exc))
         else:
-            form = ApiKeyForm()
+            request.session[NEW_KEY_SESSION_KEY] = secret
+            return redirect("console:api_keys")
+    secret = request.session.pop(NEW_KEY_SESSION_KEY, "") if request.method == "GET" else ""
     keys = list(api_key_list(actor=actor).select_related("user").order_by("-created_at"))
     response = render(
         request,
@@ -106,7 +112,10 @@ def providers(request: HttpRequest) -> HttpResponse:
                         api_keys=[data["api_key"]] if data["api_key"] else [],
                     )
                     defaults = {d.kind: d for d in default_models(actor=actor)}
-                    chat = model_create(provider=provider, name=data["model"])
+                    # Tool calling is assumed (the API's probe can refine it).
+                    chat = model_create(
+                        provider=provider, name=data["model"], capabilities=[Capability.TOOLS]
+                    )
                     if defaults[ModelKind.CHAT].model is None:
                         default_model_set(
                             workspace=actor.workspace, kind=ModelKind.CHAT, model=chat
