@@ -54,3 +54,16 @@ def test_api_paths_answer_with_the_envelope_in_every_profile(client, settings, d
     assert response.json()["error"]["code"] == "not_found"
     page = client.get("/no-such-page")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_admin_index_has_the_dashboard_and_hides_groups_sites_and_idempotency(client):
+    from tests.users.factories import UserFactory
+
+    operator = UserFactory(email="op@example.com", is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    html = client.get("/admin/").content.decode()
+    assert 'id="operator-dashboard"' in html
+    assert 'database: <span class="ops-ok">up</span>' in html
+    assert "Agent Platform · operator console" in html
+    for hidden in ("/admin/auth/group/", "/admin/sites/site/", "/admin/core/idempotencyrecord/"):
+        assert hidden not in html
