@@ -251,3 +251,11 @@ def test_provider_agent_knowledge_chat_share_key_and_usage(signed_in, live, scri
     page.goto("/chat/?q=nine")
     assert page.locator(".conv-item:has-text('Opening hours')").count() == 1
     shot(page, "22-chats")
+
+    # Small screen, dark theme: the same conversation stays usable.
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click(".conv-item:has-text('Opening hours')")
+    page.wait_for_selector(".msg-assistant strong:has-text('42')")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 17, 21)"
+    shot(page, "23-chat-mobile-dark")

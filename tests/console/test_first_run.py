@@ -67,3 +67,36 @@ def test_admin_index_has_the_dashboard_and_hides_groups_sites_and_idempotency(cl
     assert "Agent Platform · operator console" in html
     for hidden in ("/admin/auth/group/", "/admin/sites/site/", "/admin/core/idempotencyrecord/"):
         assert hidden not in html
+
+
+def test_admin_add_api_key_shows_the_secret_once(client, user, workspace):
+    from apps.users.models import ApiKey
+    from apps.users.selectors import api_key_for_secret
+    from tests.users.factories import UserFactory
+
+    operator = UserFactory(email="op@example.com", is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    response = client.post(
+        "/admin/users/apikey/add/",
+        {
+            "user": user.pk,
+            "workspace": workspace.pk,
+            "name": "ops key",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    secret = shown[0].rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get(name="ops key")
+    assert api_key_for_secret(secret=secret) == key and key.user == user
+    assert secret not in client.get(f"/admin/users/apikey/{key.pk}/change/").content.decode()
+    outsider = UserFactory(email="x@example.com")
+    refused = client.post(
+        "/admin/users/apikey/add/",
+        {"user": outsider.pk, "workspace": workspace.pk, "name": "nope"},
+    )
+    assert refused.status_code == 200 and b"not a member" in refused.content
+    assert not ApiKey.objects.filter(name="nope").exists()
