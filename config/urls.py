@@ -16,6 +16,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.providers.api.urls")),
     path("", include("apps.skills.api.urls")),
     path("", include("apps.knowledge.api.urls")),
+    path("", include("apps.files.api.urls")),
     path("", include("apps.agents.api.urls")),
     path("", include("apps.conversations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,7 +1,12 @@
 """Writes of knowledge bases, documents and chunks, and the ingestion pipeline."""
 
 import hashlib
+import json
 import logging
+import os
+import resource
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -9,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
@@ -774,3 +780,67 @@ def documents_recover(*, now: Any = None) -> int:
         )
         ingest_document.delay(str(document.id), document.generation)
     return len(documents)
+
+
+# --- parsing for other apps (files: chat attachments) ------------------------------------
+# The parsers and the chunker are knowledge's; these three functions are what other apps
+# use of them (the import contract lets them reach services, not parsing/chunking).
+
+
+def document_kind(*, name: str, data: bytes, content_type: str = "") -> str:
+    """The document type of `data` (a FileKind value) by its content. Raises
+    UnsupportedFileType or EmptyDocument for what the parsers cannot read."""
+    return str(sniff(name=name, data=data, content_type=content_type).kind)
+
+
+def document_text(*, kind: str, data: bytes) -> str:
+    """The text of a document of `kind`. Raises ParseError with a message a user can read."""
+    return extract_text(kind=kind, data=data)
+
+
+def text_passages(*, text: str, size: int = 400, overlap: int = 40) -> list[str]:
+    """`text` cut into passages of about `size` tokens (headings start new passages)."""
+    drafts = split_text(text=text, size=size, overlap=overlap, by_headings=True)
+    return [draft.content for draft in drafts]
+
+
+def _limit_child(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+    return apply
+
+
+def document_text_isolated(
+    *, kind: str, data: bytes, timeout_seconds: float, memory_bytes: int
+) -> str:
+    """`document_text` in a child process (apps/knowledge/parse_worker.py) limited to
+    `memory_bytes` of address space and `timeout_seconds` of time. Raises ParseError
+    (unreadable, too slow, too big) with a message a user can read."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run(  # noqa: S603 (our own interpreter and module, no shell)
+            [sys.executable, "-m", "apps.knowledge.parse_worker", kind],
+            input=data,
+            capture_output=True,
+            timeout=timeout_seconds,
+            cwd=str(settings.BASE_DIR),
+            env=env,
+            preexec_fn=_limit_child(memory_bytes, max(1, int(timeout_seconds))),
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ParseError(
+            f"Reading the document took longer than {timeout_seconds:g} seconds."
+        ) from exc
+    try:
+        out = json.loads(done.stdout or b"{}")
+    except ValueError:
+        out = {}
+    if "text" in out:
+        return str(out["text"])
+    if "error" in out:
+        raise ParseError(str(out["error"]))
+    logger.warning("Parser child ended with %s: %s", done.returncode, done.stderr[-500:])
+    raise ParseError("Reading the document exceeded the memory or time limit.")
