@@ -1,7 +1,8 @@
 import uuid
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -412,11 +413,21 @@ class SharedConversationView(ApiView):
 
     @extend_schema(
         operation_id="shared_conversations_get",
-        responses=SharedConversationSerializer,
+        responses={
+            200: SharedConversationSerializer,
+            302: OpenApiResponse(
+                description="A browser (Accept preferring text/html) is sent to the "
+                "read-only page of the web console."
+            ),
+        },
         tags=TAGS,
         auth=[],
     )
-    def get(self, request: Request, token: str) -> Response:
+    def get(self, request: Request, token: str) -> Response | HttpResponse:
+        # Content negotiation: the link people share opens as a page in a browser; API
+        # clients (Accept: application/json or */*) keep getting the JSON.
+        if request._request.get_preferred_type(["application/json", "text/html"]) == "text/html":
+            return HttpResponseRedirect(reverse("console:shared", kwargs={"token": token}))
         conv = shared_conversation(token=token)
         messages = [
             m
