@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "FILES_PARSE_STALE_SECONDS": 5 * 60,
     # A parse runs in one blocking child process (no heartbeat), limited by the knowledge
     # parser's KNOWLEDGE_PARSE_TIMEOUT_SECONDS (120): stale only well after that.
-    "FILES_PARSE_RUNNING_STALE_SECONDS": 5 * 60,
+    "FILES_PARSE_RUNNING_STALE_SECONDS": 3 * 60,
     "FILES_PARSE_WAIT_SECONDS": 60,  # a run waits this long for its attachments' text
     "FILES_AGENT_MAX_FILE_BYTES": 1024 * 1024,
     "FILES_AGENT_MAX_FILES": 100,
