@@ -364,10 +364,6 @@ CELERY_BEAT_SCHEDULE = {
     },
     "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
     "files.recover_parses": {"task": "files.recover_parses", "schedule": 60},
-    "conversations.interrupt_stale_runs": {
-        "task": "conversations.interrupt_stale_runs",
-        "schedule": 60,
-    },
 }
 
 # django-oauth-toolkit: the OAuth 2.0 Security BCP (RFC 9700) behaviours, all on.
