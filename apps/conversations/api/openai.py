@@ -197,12 +197,36 @@ def _model(agent: Any) -> dict[str, Any]:
     }
 
 
+_OPENAI_MODEL = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The agent's slug."},
+        "object": {"type": "string", "enum": ["model"]},
+        "created": {"type": "integer"},
+        "owned_by": {"type": "string"},
+        "agent_id": {"type": "string", "format": "uuid"},
+        "name": {"type": "string"},
+    },
+    "required": ["id", "object", "created", "owned_by", "agent_id", "name"],
+}
+# OpenAI's shape, not the envelope: the `data` property keeps the schema hook from
+# wrapping it, as the view does not wrap it either.
+_OPENAI_MODEL_LIST = {
+    "type": "object",
+    "properties": {
+        "object": {"type": "string", "enum": ["list"]},
+        "data": {"type": "array", "items": _OPENAI_MODEL},
+    },
+    "required": ["object", "data"],
+}
+
+
 class ModelListView(ApiView):
     scope_area = "conversations"
 
     @extend_schema(
         operation_id="openai_models_list",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: _OPENAI_MODEL_LIST},
         tags=TAGS,
         description="The agents this credential may use, as OpenAI models (id = slug).",
     )
