@@ -11,6 +11,8 @@ class ConversationsConfig(AppConfig):
         # given to the executor, so the run service never imports them (no cycle).
         from apps.conversations import runner, schema, tasks  # noqa: F401
         from apps.conversations.executor import ExecutorPorts, executor
+        from apps.conversations.services import RUN_JOB_KIND
+        from apps.core.jobs import job_kind_register
         from apps.providers.adapters import share_clients_on_this_loop
 
         executor.install(
@@ -24,3 +26,4 @@ class ConversationsConfig(AppConfig):
                 on_bind=share_clients_on_this_loop,
             )
         )
+        job_kind_register(RUN_JOB_KIND)  # the one stale sweep ends runs of dead processes

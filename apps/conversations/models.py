@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -9,6 +11,9 @@ from apps.conversations.choices import (
     Role,
     RunKind,
     RunStatus,
+)
+from apps.conversations.choices import (
+    TERMINAL_STATUSES as RUN_TERMINAL_STATUSES,
 )
 from apps.core.models import BaseModel
 
@@ -42,7 +47,14 @@ class Conversation(BaseModel):
 
 
 class Run(BaseModel):
-    """One execution of the agent in a conversation (one turn, many model/tool calls)."""
+    """One execution of the agent in a conversation (one turn, many model/tool calls).
+
+    A job of `apps.core.jobs` for its stale sweep: a running run whose heartbeat stopped
+    ends `interrupted` with a reason (services.RUN_JOB_KIND)."""
+
+    # The statuses apps.core.jobs reads (held by a process / final).
+    RUNNING_STATUSES: ClassVar[frozenset[str]] = frozenset({RunStatus.RUNNING})
+    TERMINAL_STATUSES: ClassVar[frozenset[str]] = frozenset(RUN_TERMINAL_STATUSES)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
     workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="+")

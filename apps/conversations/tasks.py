@@ -27,5 +27,6 @@ def enqueue_drive(conversation_id: uuid.UUID, resume_run_id: uuid.UUID | None) -
 
 @shared_task(name="conversations.interrupt_stale_runs")
 def interrupt_stale_runs_task() -> int:
-    """Mark runs of dead processes `interrupted` (beat, every minute)."""
+    """Mark runs of dead processes `interrupted`. Kept for schedules that still name it:
+    beat runs the one job sweep (`core.sweep_stale_jobs`), which covers runs."""
     return runs_interrupt_stale()

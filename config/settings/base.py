@@ -375,10 +375,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.sweep_stale_jobs",
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
-    "conversations.interrupt_stale_runs": {
-        "task": "conversations.interrupt_stale_runs",
-        "schedule": 60,
-    },
 }
 
 # django-oauth-toolkit: the OAuth 2.0 Security BCP (RFC 9700) behaviours, all on.

@@ -1,11 +1,15 @@
 """The run service (services.message_send / run_start / run_cancel) without a server: fast
 tests of what every caller goes through, and the Celery caller over real HTTP."""
 
+from datetime import timedelta
+
 import pytest
 from celery.signals import task_prerun
+from django.utils import timezone
 
 from apps.conversations.models import Message, Run, RunEvent
 from apps.conversations.services import message_send, run_cancel, run_start
+from apps.core.jobs import jobs_sweep
 from tests.agents.factories import actor_for
 from tests.conversations.factories import make_conversation
 
@@ -79,6 +83,44 @@ def test_run_cancel_refuses_a_finished_run(transactional_db, user, workspace, ch
     with pytest.raises(RunNotCancellable):
         run_cancel(actor=actor_for(user=user, workspace=workspace), run=done)
     assert Run.objects.get(id=done.id).status == "failed"
+
+
+def test_the_job_sweep_ends_a_dead_process_run_interrupted_with_its_events(
+    transactional_db, user, workspace, chat_agent
+):
+    conv = make_conversation(agent=chat_agent, user=user)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    dead = Run.objects.create(
+        conversation=conv,
+        workspace=workspace,
+        agent=chat_agent,
+        created_by=user,
+        status="running",
+        owner="gone-host:1:dead",
+        heartbeat_at=long_ago,
+        started_at=long_ago,
+    )
+    alive = Run.objects.create(
+        conversation=make_conversation(agent=chat_agent, user=user),
+        workspace=workspace,
+        agent=chat_agent,
+        created_by=user,
+        status="running",
+        owner="other-host:2:alive",
+        heartbeat_at=timezone.now(),
+        started_at=long_ago,
+    )
+
+    counts = jobs_sweep()  # what beat's core.sweep_stale_jobs runs
+
+    assert counts["conversations.run"] == 1
+    dead.refresh_from_db()
+    assert (dead.status, dead.error_code) == ("interrupted", "interrupted")
+    assert dead.error_message == "The process executing the run stopped."
+    assert dead.finished_at is not None
+    assert _types(dead) == ["run.interrupted", "done", "end"]
+    assert Run.objects.get(id=alive.id).status == "running"
+    assert jobs_sweep()["conversations.run"] == 0  # idempotent
 
 
 @pytest.mark.slow
