@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.users.models import (
@@ -15,6 +16,7 @@ from apps.users.models import (
     Workspace,
     WorkspaceSecurity,
 )
+from apps.users.services import audit_record, user_create
 
 
 class MembershipInline(admin.TabularInline):
@@ -47,7 +49,6 @@ class UserAdmin(DjangoUserAdmin):
             super().save_model(request, obj, form, change)
             return
         # New users go through the service so they get their personal workspace.
-        from apps.users.services import user_create
 
         created = user_create(
             email=obj.email,
@@ -112,10 +113,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        from django.utils import timezone
-
-        from apps.users.services import audit_record
-
         for key in queryset.filter(revoked_at__isnull=True):
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at", "updated_at"])

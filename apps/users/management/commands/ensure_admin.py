@@ -1,5 +1,6 @@
 """Create the first administrator if there is none (used by `make run`)."""
 
+import os
 import secrets
 from typing import Any
 
@@ -16,8 +17,6 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import os
-
         if User.objects.filter(is_superuser=True).exists():
             self.stdout.write("An administrator already exists.")
             return
