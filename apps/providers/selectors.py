@@ -18,6 +18,7 @@ from apps.providers.exceptions import ModelNotFoundError, ProviderNotFound
 from apps.providers.models import DefaultModel, Provider, ProviderKey, ProviderModel, UsageRecord
 from apps.users.actors import Actor
 from apps.users.choices import Role
+from apps.users.models import ApiKey, User
 
 
 def _visible(actor: Actor) -> Q:
@@ -207,12 +208,8 @@ def _group_labels(group_by: str, keys: list[Any]) -> dict[Any, str]:
             for m in ProviderModel.objects.select_related("provider").filter(pk__in=present)
         }
     if group_by == "user":
-        from apps.users.models import User
-
         return {u.pk: u.email for u in User.objects.filter(pk__in=present)}
     if group_by == "key":
-        from apps.users.models import ApiKey
-
         return {k.pk: k.name for k in ApiKey.objects.filter(pk__in=present)}
     return {}
 
