@@ -1,20 +1,14 @@
 """Writes of knowledge bases, documents and chunks, and the ingestion pipeline."""
 
 import hashlib
-import json
 import logging
-import os
-import resource
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -787,45 +781,3 @@ def text_passages(*, text: str, size: int = 400, overlap: int = 40) -> list[str]
     """`text` cut into passages of about `size` tokens (headings start new passages)."""
     drafts = split_text(text=text, size=size, overlap=overlap, by_headings=True)
     return [draft.content for draft in drafts]
-
-
-def _limit_child(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-
-    return apply
-
-
-def document_text_isolated(
-    *, kind: str, data: bytes, timeout_seconds: float, memory_bytes: int
-) -> str:
-    """`document_text` in a child process (apps/knowledge/parse_worker.py) limited to
-    `memory_bytes` of address space and `timeout_seconds` of time. Raises ParseError
-    (unreadable, too slow, too big) with a message a user can read."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    try:
-        done = subprocess.run(  # noqa: S603 (our own interpreter and module, no shell)
-            [sys.executable, "-m", "apps.knowledge.parse_worker", kind],
-            input=data,
-            capture_output=True,
-            timeout=timeout_seconds,
-            cwd=str(settings.BASE_DIR),
-            env=env,
-            preexec_fn=_limit_child(memory_bytes, max(1, int(timeout_seconds))),
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ParseError(
-            f"Reading the document took longer than {timeout_seconds:g} seconds."
-        ) from exc
-    try:
-        out = json.loads(done.stdout or b"{}")
-    except ValueError:
-        out = {}
-    if "text" in out:
-        return str(out["text"])
-    if "error" in out:
-        raise ParseError(str(out["error"]))
-    logger.warning("Parser child ended with %s: %s", done.returncode, done.stderr[-500:])
-    raise ParseError("Reading the document exceeded the memory or time limit.")

@@ -1,9 +1,11 @@
 """Writes of users, workspaces and memberships."""
 
 import ipaddress
+import os
 import secrets
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -573,3 +575,40 @@ def admin_user_reset_mfa(*, admin: User, user: User) -> int:
             metadata={"email": user.email, "removed": removed},
         )
     return removed
+
+
+# --- the first administrator (make run) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminAccount:
+    """The first administrator as `ensure_admin` found or created it."""
+
+    email: str
+    password: str | None  # None: not known here (an existing account, or ADMIN_PASSWORD)
+    created: bool
+
+
+def mark_email_verified(user: User) -> None:
+    """The administrator signs in at once: their address counts as verified (allauth's
+    mandatory verification would otherwise ask for a code first)."""
+    EmailAddress.objects.update_or_create(
+        user=user,
+        email__iexact=user.email,
+        defaults={"email": user.email, "verified": True, "primary": True},
+    )
+
+
+def ensure_admin() -> AdminAccount:
+    """The first superuser: created from ADMIN_EMAIL / ADMIN_PASSWORD (or a generated
+    password) unless one exists. Idempotent."""
+    existing = User.objects.filter(is_superuser=True).order_by("date_joined").first()
+    if existing is not None:
+        return AdminAccount(email=existing.email, password=None, created=False)
+    email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
+    given = os.environ.get("ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(16)
+    with transaction.atomic():
+        user = user_create(email=email, password=password, is_staff=True, is_superuser=True)
+        mark_email_verified(user)
+    return AdminAccount(email=email, password=None if given else password, created=True)

@@ -1,13 +1,10 @@
 """Create the first administrator if there is none (used by `make run`)."""
 
-import os
-import secrets
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.users.models import User
-from apps.users.services import user_create
+from apps.users.services import ensure_admin
 
 
 class Command(BaseCommand):
@@ -17,15 +14,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write("An administrator already exists.")
+        account = ensure_admin()
+        if not account.created:
+            self.stdout.write(f"An administrator already exists: {account.email}")
             return
-        email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
-        password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(16)
-        user_create(email=email, password=password, is_staff=True, is_superuser=True)
         self.stdout.write(self.style.SUCCESS("Created the administrator account:"))
-        self.stdout.write(f"  email:    {email}")
-        if "ADMIN_PASSWORD" in os.environ:
+        self.stdout.write(f"  email:    {account.email}")
+        if account.password is None:
             self.stdout.write("  password: (from ADMIN_PASSWORD)")
         else:
-            self.stdout.write(f"  password: {password}   (shown once; change it in /admin/)")
+            self.stdout.write(f"  password: {account.password}   (shown once)")
