@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE ?= config.settings.dev
 
-.PHONY: run reset-admin test test-fast install lint typecheck schema migrations-check check clean
+.PHONY: run reset-admin test test-fast install lint typecheck imports schema migrations-check check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,17 @@ lint: install
 typecheck: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/mypy apps config
 
+# Import contracts (pyproject.toml [tool.importlinter], docs/architecture.md).
+imports: install
+	$(BIN)/lint-imports
+
 migrations-check: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 schema: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-check: lint typecheck migrations-check schema
+check: lint typecheck imports migrations-check schema
 
 clean:
 	rm -rf $(VENV) staticfiles node_modules

@@ -41,7 +41,7 @@ def operator_dashboard() -> dict[str, Any]:
     series = []
     for i in range(USAGE_DAYS):
         day = since + dt.timedelta(days=i)
-        row = per_day.get(day, {})
+        row: Any = per_day.get(day, {})
         series.append({"date": day, "calls": row.get("calls", 0), "tokens": row.get("tokens") or 0})
     peak = max((s["tokens"] for s in series), default=0) or 1
     for s in series:

@@ -359,7 +359,8 @@ def _sweep_one(kind: JobKind[J], job: J, *, code: str, reason: str | Callable[[J
 
 def job_kind_sweep(kind: JobKind[J], *, now: datetime | None = None, where: Q | None = None) -> int:
     """Sweep one kind: end (or retry) its running jobs without a heartbeat for
-    `stale_after` and, when configured, its queued jobs older than `queued_after`.
+    `stale_after` and, when configured, its queued jobs older than `queued_after` (each
+    job at most once per sweep: one just retried is not taken for a lost queued one).
     `where` narrows the sweep (e.g. one conversation's runs). Returns how many jobs it
     ended or retried. Idempotent; safe to run from several processes at once."""
     now = now or timezone.now()
@@ -372,12 +373,18 @@ def job_kind_sweep(kind: JobKind[J], *, now: datetime | None = None, where: Q | 
     if where is not None:
         running = running.filter(where)
     count = 0
+    handled: list[Any] = []  # one sweep handles a job once (a retried one is queued now)
     for job in running.order_by("_alive_at")[:SWEEP_BATCH]:
         count += _sweep_one(kind, job, code=kind.stale_code, reason=kind.stale_reason)
+        handled.append(job.pk)
     if kind.queued_statuses and kind.queued_after is not None:
-        queued = manager.annotate(_alive_at=alive_at).filter(
-            status__in=list(kind.queued_statuses),
-            _alive_at__lt=now - _duration(kind.queued_after),
+        queued = (
+            manager.annotate(_alive_at=alive_at)
+            .filter(
+                status__in=list(kind.queued_statuses),
+                _alive_at__lt=now - _duration(kind.queued_after),
+            )
+            .exclude(pk__in=handled)
         )
         if where is not None:
             queued = queued.filter(where)

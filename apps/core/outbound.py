@@ -24,6 +24,7 @@ Ollama or vLLM) with host names, IP addresses or CIDR networks in
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import socket
 import time
@@ -35,9 +36,11 @@ from urllib.parse import urljoin
 import anyio
 import httpcore2
 import httpx2
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError, ValidationFailed
+from apps.core.selectors import system_settings_get
 
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$")
 
@@ -142,8 +145,6 @@ def _settings_allowlist() -> _AllowList:
 
 
 def _system_allowlist() -> _AllowList:
-    from apps.core.selectors import system_settings_get
-
     return _AllowList.parse(system_settings_get().outbound_allowed_hosts or [])
 
 
@@ -240,8 +241,6 @@ def check_url(url: str, *, field: str = "url") -> None:
 
 async def acheck_url(url: str, *, field: str = "url") -> None:
     """`check_url` for async code."""
-    from asgiref.sync import sync_to_async
-
     await sync_to_async(check_url)(url, field=field)
 
 
@@ -258,8 +257,6 @@ def _check_addresses_sync(host: str, addresses: list[IPAddress]) -> None:
 
 
 async def _check_addresses_async(host: str, addresses: list[IPAddress]) -> None:
-    from asgiref.sync import sync_to_async
-
     env = _settings_allowlist()
     if all(is_public_address(ip) or env.allows(host, ip) for ip in addresses):
         return
@@ -488,9 +485,7 @@ class OutboundResponse:
         return self.content.decode(_charset(self.headers), errors="replace")
 
     def json(self) -> Any:
-        import json as _json
-
-        return _json.loads(self.content)
+        return json.loads(self.content)
 
 
 def _charset(headers: httpx2.Headers) -> str:

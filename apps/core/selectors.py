@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import connection
@@ -57,9 +58,7 @@ def _check_channel_layer() -> None:
 
 
 def _check_broker() -> None:
-    from config.celery import app
-
-    with app.connection_for_write() as conn:
+    with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 

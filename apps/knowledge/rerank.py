@@ -18,9 +18,10 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from apps.core.exceptions import ValidationFailed
+from apps.knowledge.models import KnowledgeBase
+from apps.knowledge.search import SearchHit
 from apps.providers.choices import ModelKind
 from apps.providers.exceptions import (
     ModelNotFoundError,
@@ -31,10 +32,6 @@ from apps.providers.exceptions import (
 from apps.providers.selectors import usable_model
 from apps.providers.services import model_info, rerank
 from apps.providers.types import UsageContext
-
-if TYPE_CHECKING:
-    from apps.knowledge.models import KnowledgeBase
-    from apps.knowledge.selectors import SearchHit
 
 MIN_CANDIDATES = 20
 MAX_CANDIDATES = 100

@@ -25,6 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from apps.core.tools import Citation
 from apps.knowledge.fields import vector_literal
 from apps.knowledge.limits import limit
 
@@ -570,3 +571,39 @@ def ensure_vector_index(dims: int) -> None:
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     if not connection.in_atomic_block:
         _indexed_dims.add(dims)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked passage."""
+
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    document_name: str
+    knowledge_base_id: uuid.UUID
+    position: int
+    content: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rerank_score: float | None = None  # the rerank model's relevance, when it reranked
+
+    @property
+    def rank_score(self) -> float:
+        """The score the hit was ranked by: the rerank score, else the retrieval score."""
+        return self.score if self.rerank_score is None else self.rerank_score
+
+    def citation(self, *, snippet_chars: int = 300) -> Citation:
+        snippet = (
+            self.content
+            if len(self.content) <= snippet_chars
+            else (self.content[: snippet_chars - 1].rstrip() + "…")
+        )
+        return Citation(
+            document_id=str(self.document_id),
+            document_name=self.document_name,
+            chunk_id=str(self.chunk_id),
+            snippet=snippet,
+            score=round(self.rank_score, 6),
+            knowledge_base_id=str(self.knowledge_base_id),
+            position=self.position,
+        )

@@ -4,14 +4,15 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, QuerySet
 
-from apps.core.tools import Citation, ToolContext, ToolResult, ToolSpec
+from apps.core.tools import ToolContext, ToolResult, ToolSpec
 from apps.knowledge.choices import ACTIVE_STATUSES, DocumentStatus, SearchMode
+from apps.knowledge.embedding import embed_batches, embedding_model_resolve
 from apps.knowledge.exceptions import (
     BatchNotFound,
     ChunkNotFound,
@@ -25,6 +26,7 @@ from apps.knowledge.rerank import RerankReport, rerank_hits, rerank_plan
 from apps.knowledge.search import (
     Filters,
     Scored,
+    SearchHit,
     fulltext_search,
     passages_load,
     reciprocal_rank_fusion,
@@ -157,42 +159,6 @@ def document_is_active(document: Document) -> bool:
 # --- retrieval ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    """One ranked passage."""
-
-    chunk_id: uuid.UUID
-    document_id: uuid.UUID
-    document_name: str
-    knowledge_base_id: uuid.UUID
-    position: int
-    content: str
-    score: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-    rerank_score: float | None = None  # the rerank model's relevance, when it reranked
-
-    @property
-    def rank_score(self) -> float:
-        """The score the hit was ranked by: the rerank score, else the retrieval score."""
-        return self.score if self.rerank_score is None else self.rerank_score
-
-    def citation(self, *, snippet_chars: int = 300) -> Citation:
-        snippet = (
-            self.content
-            if len(self.content) <= snippet_chars
-            else (self.content[: snippet_chars - 1].rstrip() + "…")
-        )
-        return Citation(
-            document_id=str(self.document_id),
-            document_name=self.document_name,
-            chunk_id=str(self.chunk_id),
-            snippet=snippet,
-            score=round(self.rank_score, 6),
-            knowledge_base_id=str(self.knowledge_base_id),
-            position=self.position,
-        )
-
-
 class SearchHits(list[SearchHit]):
     """The hits of a search, best first, with what the rerank step did (None: no rerank
     was asked for or configured)."""
@@ -249,8 +215,6 @@ def _vector_leg(
 ) -> Scored | None:
     """Vector hits of every knowledge base that has an embedding model (the query is
     embedded once per model), or None when none has one."""
-    from apps.knowledge.services import embed_batches, embedding_model_resolve
-
     groups: dict[str, tuple[Any, list[KnowledgeBase]]] = {}
     for kb in knowledge_bases:
         model = embedding_model_resolve(knowledge_base=kb)

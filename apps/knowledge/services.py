@@ -3,13 +3,14 @@
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -22,6 +23,7 @@ from apps.core.jobs import (
     job_heartbeat,
     job_release,
 )
+from apps.core.outbound import OutboundError, check_url, fetch
 from apps.knowledge.choices import (
     ACTIVE_STATUSES,
     PROCESSING_STATUSES,
@@ -30,6 +32,7 @@ from apps.knowledge.choices import (
     FileKind,
 )
 from apps.knowledge.chunking import count_tokens, split_text
+from apps.knowledge.embedding import embed_batches, embedding_model_resolve
 from apps.knowledge.exceptions import (
     DocumentBusy,
     DuplicateDocument,
@@ -43,11 +46,11 @@ from apps.knowledge.exceptions import (
 )
 from apps.knowledge.limits import limit
 from apps.knowledge.models import Chunk, Document, KnowledgeBase, UploadBatch
-from apps.knowledge.parsing import extract_text, sniff
+from apps.knowledge.parsing import declared_kind, extract_text, sniff
 from apps.knowledge.rerank import rerank_model_check
-from apps.knowledge.search import ensure_vector_index, normalize
-from apps.providers.exceptions import NoModelConfigured, ProviderError, ProviderRateLimited
-from apps.providers.services import embed_texts, model_info
+from apps.knowledge.search import ensure_vector_index
+from apps.providers.exceptions import ProviderError, ProviderRateLimited
+from apps.providers.services import model_info
 from apps.providers.types import UsageContext
 from apps.users.actors import Actor
 from apps.users.choices import Role
@@ -68,60 +71,6 @@ KB_FIELDS = (
     "rerank_model_id",
     "rerank_candidates",
 )
-
-
-# --- embedding ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EmbeddingModel:
-    """The model that embeds a knowledge base: `key` tags the vectors it made."""
-
-    model_id: uuid.UUID
-    key: str
-    dimensions: int | None
-
-
-def embedding_model_resolve(*, knowledge_base: KnowledgeBase) -> EmbeddingModel | None:
-    """The embedding model of `knowledge_base` (its own, else the workspace default), or
-    None when the workspace has none: the knowledge base is then full-text only."""
-    try:
-        info = model_info(
-            workspace_id=knowledge_base.workspace_id,
-            model_id=knowledge_base.embedding_model_id,
-            kind="embedding",
-        )
-    except NoModelConfigured:
-        return None
-    return EmbeddingModel(model_id=info.id, key=info.id.hex, dimensions=info.dimensions)
-
-
-def embed_batches(
-    *,
-    knowledge_base: KnowledgeBase,
-    model: EmbeddingModel,
-    texts: Sequence[str],
-    usage: UsageContext,
-    on_batch: Callable[[int], None] | None = None,
-) -> list[list[float]]:
-    """Embed `texts` in batches of KNOWLEDGE_EMBED_BATCH_SIZE, L2-normalised.
-    Raises the provider's errors (ProviderRateLimited after its own retries)."""
-    size = max(1, int(limit("KNOWLEDGE_EMBED_BATCH_SIZE")))
-    vectors: list[list[float]] = []
-    for start in range(0, len(texts), size):
-        batch = list(texts[start : start + size])
-        embedded = embed_texts(
-            workspace_id=knowledge_base.workspace_id,
-            model_id=model.model_id,
-            texts=batch,
-            usage=usage,
-        )
-        if len(embedded) != len(batch):
-            raise ProviderError("The embedding provider returned a wrong number of vectors.")
-        vectors.extend(normalize(v) for v in embedded)
-        if on_batch is not None:
-            on_batch(len(vectors))
-    return vectors
 
 
 # --- knowledge bases ------------------------------------------------------------------
@@ -180,8 +129,6 @@ def knowledge_base_update(
 
 
 def _delete_files(paths: list[str]) -> None:
-    from django.core.files.storage import default_storage
-
     for path in paths:
         if path:
             default_storage.delete(path)
@@ -405,9 +352,6 @@ def document_import_url(
 ) -> tuple[UploadBatch, Document]:
     """Fetch `url` through the outbound guard and add it as a document.
     Raises OutboundBlocked (private addresses), UrlImportFailed, and documents_add's errors."""
-    from apps.core.outbound import OutboundError, check_url, fetch
-    from apps.knowledge.parsing import declared_kind
-
     actor.require_role(Role.MEMBER)
     check_url(url, field="url")
     max_bytes = int(limit("KNOWLEDGE_MAX_FILE_BYTES"))

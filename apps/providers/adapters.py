@@ -22,6 +22,7 @@ import httpx2
 import openai
 
 from apps.core.outbound import OutboundBlocked, OutboundError, async_outbound_client
+from apps.providers import local_models
 from apps.providers.choices import ProviderKind
 from apps.providers.exceptions import (
     ModelNotFound,
@@ -633,8 +634,6 @@ class LocalAdapter:
     async def embed(
         self, *, model: str, texts: list[str], dimensions: int | None
     ) -> tuple[list[list[float]], int | None]:
-        from apps.providers import local_models
-
         try:  # loading (first call) and encoding, in one worker thread
             vectors, tokens = await asyncio.to_thread(
                 lambda: local_models.embedder(model).embed(texts)
@@ -649,6 +648,4 @@ class LocalAdapter:
         raise ProviderBadRequest("A local provider has no rerank model.")
 
     async def list_models(self) -> list[str]:
-        from apps.providers import local_models
-
         return sorted(local_models.LOCAL_MODELS) if local_models.available() else []

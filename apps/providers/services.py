@@ -19,6 +19,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from apps.core.exceptions import ValidationFailed
 from apps.core.outbound import check_url
+from apps.providers import local_models
 from apps.providers.adapters import ChatRequest, Endpoint, make_adapter
 from apps.providers.choices import Capability, ModelKind, ProviderKind, UsageOutcome
 from apps.providers.exceptions import (
@@ -380,8 +381,6 @@ def _check_kind_supported(*, provider_kind: str, model_kind: str) -> None:
 def _check_local_model(*, name: str, dimensions: int | None) -> int:
     """The dimensions of local model `name` (which must be one the platform runs and be
     installed). Raises ValidationFailed naming the field."""
-    from apps.providers import local_models
-
     if name not in local_models.LOCAL_MODELS:
         raise ValidationFailed(
             f"{name!r} is not a local model; available: {', '.join(local_models.LOCAL_MODELS)}.",

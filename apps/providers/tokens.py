@@ -18,7 +18,7 @@ _PER_MESSAGE = 3
 
 @cache
 def _encoding() -> Any:
-    try:
+    try:  # optional: without tiktoken (or its offline encoding) counts are estimates
         import tiktoken
 
         return tiktoken.get_encoding(OFFLINE_ENCODING)

@@ -32,7 +32,7 @@ import httpx2
 import mcp_types as mt
 from asgiref.sync import sync_to_async
 from mcp import Client, MCPError, StdioServerParameters
-from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth import OAuthClientProvider, PKCEParameters, TokenStorage
 from mcp.client.auth.exceptions import OAuthFlowError
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -41,6 +41,12 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from apps.core.outbound import AsyncGuardedTransport, OutboundBlocked, OutboundError, acheck_url
 from apps.core.tools import ToolResult
 from apps.skills.choices import McpTransport
+from apps.skills.mcp_store import (
+    mcp_oauth_load,
+    mcp_oauth_store_client_info,
+    mcp_oauth_store_tokens,
+    mcp_server_mark_needs_authorization,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,15 +133,11 @@ class DbTokenStorage(TokenStorage):
         self.server_id = server_id
 
     async def get_tokens(self) -> OAuthToken | None:
-        from apps.skills.services import mcp_oauth_load
-
         data = await sync_to_async(mcp_oauth_load)(server_id=self.server_id)
         tokens = data.get("tokens")
         return OAuthToken.model_validate(tokens) if tokens else None
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
-        from apps.skills.services import mcp_oauth_store_tokens
-
         payload = tokens.model_dump(mode="json")
         expires_at = time.time() + tokens.expires_in if tokens.expires_in else None
         await sync_to_async(mcp_oauth_store_tokens)(
@@ -143,15 +145,11 @@ class DbTokenStorage(TokenStorage):
         )
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
-        from apps.skills.services import mcp_oauth_load
-
         data = await sync_to_async(mcp_oauth_load)(server_id=self.server_id)
         info = data.get("client_info")
         return OAuthClientInformationFull.model_validate(info) if info else None
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        from apps.skills.services import mcp_oauth_store_client_info
-
         await sync_to_async(mcp_oauth_store_client_info)(
             server_id=self.server_id, client_info=client_info.model_dump(mode="json")
         )
@@ -194,8 +192,6 @@ class PlatformOAuthProvider(OAuthClientProvider):
         self._on_pending = on_pending
 
     async def _initialize(self) -> None:
-        from apps.skills.services import mcp_oauth_load
-
         await super()._initialize()
         data = await sync_to_async(mcp_oauth_load)(server_id=self.server_id)
         if data.get("expires_at"):
@@ -211,7 +207,6 @@ class PlatformOAuthProvider(OAuthClientProvider):
             endpoint = str(ctx.oauth_metadata.authorization_endpoint)
         else:
             endpoint = urljoin(ctx.get_authorization_base_url(ctx.server_url), "/authorize")
-        from mcp.client.auth import PKCEParameters
 
         pkce = PKCEParameters.generate()
         state = secrets.token_urlsafe(32)
@@ -644,8 +639,6 @@ def _error(message: str) -> ToolResult:
 
 
 async def _mark_needs_auth(server_id: uuid.UUID) -> None:
-    from apps.skills.services import mcp_server_mark_needs_authorization
-
     await sync_to_async(mcp_server_mark_needs_authorization)(server_id=server_id)
 
 

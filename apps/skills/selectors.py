@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db.models import Q, QuerySet
 
+from apps.core.crypto import mask_secret
 from apps.core.tools import ToolContext, ToolExecutor, ToolResult, ToolSpec
 from apps.skills.choices import BuiltinTool, McpAuth, ToolSource
 from apps.skills.exceptions import (
@@ -24,6 +26,7 @@ from apps.skills.executors import (
     run_web_fetch,
     validating,
 )
+from apps.skills.mcp_client import McpConfig
 from apps.skills.models import McpServer, OpenApiSource, Skill, SkillFile, SkillVersion, Tool
 from apps.users.actors import Actor
 
@@ -156,11 +159,34 @@ async def _unauthorized(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     )
 
 
+def mcp_config_for(server: McpServer, *, redirect_uri: str = "") -> McpConfig:
+    """The in-memory connection settings of a server (secrets decrypted)."""
+    headers: dict[str, str] = json.loads(server.headers) if server.headers else {}
+    if server.auth_type == McpAuth.BEARER and server.bearer_token:
+        headers["Authorization"] = f"Bearer {server.bearer_token}"
+    command = server.stdio_command
+    env: dict[str, str] = {}
+    if command is not None and command.env:
+        env = {str(k): str(v) for k, v in json.loads(command.env).items()}
+    config = McpConfig(
+        server_id=server.id,
+        transport=server.transport,
+        url=server.url,
+        headers=tuple(sorted(headers.items())),
+        command=command.command if command else "",
+        args=tuple(str(a) for a in (command.args if command else [])),
+        env=tuple(sorted(env.items())),
+        cwd=command.cwd if command else "",
+        timeout=float(server.timeout_seconds),
+        oauth=server.auth_type == McpAuth.OAUTH,
+        oauth_redirect_uri=redirect_uri,
+    )
+    return config
+
+
 def tool_spec_for_row(tool: Tool, *, pooled: bool = True) -> ToolSpec:
     """The ToolSpec that runs one registry row (see `tool_specs_for`). `pooled=False`:
     MCP calls use a connection of their own (direct executions from the API)."""
-    from apps.skills.services import mcp_config_for
-
     run: ToolExecutor
     if tool.source == ToolSource.BUILTIN:
         run = run_http_request if tool.builtin == BuiltinTool.HTTP_REQUEST else run_web_fetch
@@ -250,7 +276,6 @@ def _skill_tools(versions: list[SkillVersion]) -> list[ToolSpec]:
         version = by_name.get(args["name"])
         if version is None:
             return ToolResult(content=f"No skill named {args['name']!r}.", is_error=True)
-        from asgiref.sync import sync_to_async
 
         paths = await sync_to_async(lambda: list(version.files.values_list("path", flat=True)))()
         text = version.skill_md
@@ -264,7 +289,6 @@ def _skill_tools(versions: list[SkillVersion]) -> list[ToolSpec]:
         version = by_name.get(args["skill"])
         if version is None:
             return ToolResult(content=f"No skill named {args['skill']!r}.", is_error=True)
-        from asgiref.sync import sync_to_async
 
         path = str(args["path"]).lstrip("/")
         row = await sync_to_async(lambda: version.files.filter(path=path).first())()
@@ -349,8 +373,6 @@ def tool_specs_for(
 
 def mcp_server_masked_headers(server: McpServer) -> dict[str, str]:
     """Header names of a server with their values masked."""
-    from apps.core.crypto import mask_secret
-
     headers: dict[str, str] = json.loads(server.headers) if server.headers else {}
     return {k: mask_secret(v) for k, v in headers.items()}
 

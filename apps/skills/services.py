@@ -4,8 +4,8 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from typing import Any
+from urllib.parse import urljoin
 
 import yaml
 from asgiref.sync import async_to_sync
@@ -17,7 +17,13 @@ from apps.core.exceptions import ValidationFailed
 from apps.core.outbound import OutboundError, check_url, fetch
 from apps.core.tools import ToolContext, ToolResult
 from apps.skills import mcp_client
-from apps.skills.bundles import ParsedSkill, parse_skill_md, parse_skill_text, parse_skill_zip
+from apps.skills.bundles import (
+    ParsedSkill,
+    limit,
+    parse_skill_md,
+    parse_skill_text,
+    parse_skill_zip,
+)
 from apps.skills.choices import (
     BuiltinTool,
     McpAuth,
@@ -45,6 +51,7 @@ from apps.skills.models import (
     StdioCommand,
     Tool,
 )
+from apps.skills.selectors import mcp_config_for, tool_spec_for_row
 from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.models import User, Workspace
@@ -128,8 +135,6 @@ def tool_exec(
 ) -> ToolResult:
     """Run one tool directly (testing it). Raises InvalidToolArguments (400) when the
     arguments break the schema; the tool's own failure is a result with is_error. Audited."""
-    from apps.skills.selectors import tool_spec_for_row
-
     actor.require_role(Role.MEMBER)
     errors = argument_errors(tool.parameters, arguments)
     if errors:
@@ -253,31 +258,6 @@ def mcp_server_delete(*, actor: Actor, server: McpServer) -> None:
     server.delete()
 
 
-def mcp_config_for(server: McpServer, *, redirect_uri: str = "") -> mcp_client.McpConfig:
-    """The in-memory connection settings of a server (secrets decrypted)."""
-    headers: dict[str, str] = json.loads(server.headers) if server.headers else {}
-    if server.auth_type == McpAuth.BEARER and server.bearer_token:
-        headers["Authorization"] = f"Bearer {server.bearer_token}"
-    command = server.stdio_command
-    env: dict[str, str] = {}
-    if command is not None and command.env:
-        env = {str(k): str(v) for k, v in json.loads(command.env).items()}
-    config = mcp_client.McpConfig(
-        server_id=server.id,
-        transport=server.transport,
-        url=server.url,
-        headers=tuple(sorted(headers.items())),
-        command=command.command if command else "",
-        args=tuple(str(a) for a in (command.args if command else [])),
-        env=tuple(sorted(env.items())),
-        cwd=command.cwd if command else "",
-        timeout=float(server.timeout_seconds),
-        oauth=server.auth_type == McpAuth.OAUTH,
-        oauth_redirect_uri=redirect_uri,
-    )
-    return config
-
-
 def _set_status(server: McpServer, status: str, reason: str = "") -> None:
     server.status = status
     server.status_reason = reason[:1000]
@@ -355,47 +335,6 @@ def _sync_mcp_tools(server: McpServer, tools: list[dict[str, Any]]) -> None:
         if remote not in seen and row.available:
             row.available = False
             row.save(update_fields=["available", "updated_at"])
-
-
-def mcp_server_mark_needs_authorization(*, server_id: uuid.UUID) -> None:
-    McpServer.objects.filter(id=server_id).update(
-        status=McpStatus.NEEDS_AUTHORIZATION,
-        status_reason="Authorize the server first.",
-        last_checked_at=timezone.now(),
-    )
-
-
-# OAuth storage (used by the SDK's OAuthClientProvider through DbTokenStorage).
-
-
-def mcp_oauth_load(*, server_id: uuid.UUID) -> dict[str, Any]:
-    """Stored OAuth client registration and tokens of a server (decrypted)."""
-    server = McpServer.objects.filter(id=server_id).first()
-    if server is None:
-        return {}
-    data: dict[str, Any] = {}
-    if server.oauth_client_info:
-        data["client_info"] = json.loads(server.oauth_client_info)
-    if server.oauth_tokens:
-        stored = json.loads(server.oauth_tokens)
-        data["tokens"] = stored.get("tokens")
-        data["expires_at"] = stored.get("expires_at")
-    return data
-
-
-def mcp_oauth_store_tokens(
-    *, server_id: uuid.UUID, tokens: dict[str, Any], expires_at: float | None
-) -> None:
-    McpServer.objects.filter(id=server_id).update(
-        oauth_tokens=json.dumps({"tokens": tokens, "expires_at": expires_at}),
-        updated_at=timezone.now(),
-    )
-
-
-def mcp_oauth_store_client_info(*, server_id: uuid.UUID, client_info: dict[str, Any]) -> None:
-    McpServer.objects.filter(id=server_id).update(
-        oauth_client_info=json.dumps(client_info), updated_at=timezone.now()
-    )
 
 
 def _state_hash(state: str) -> str:
@@ -617,8 +556,6 @@ def openapi_import(
             str(servers[0].get("url", "")) if servers and isinstance(servers[0], dict) else ""
         )
         if base_url.startswith("/") and url:
-            from urllib.parse import urljoin
-
             base_url = urljoin(url, base_url)
     if not base_url.startswith(("http://", "https://")):
         raise ValidationFailed("A base_url (http or https) is needed.", field="base_url")
@@ -748,7 +685,6 @@ def skill_upload(*, actor: Actor, data: bytes) -> SkillVersion:
 def skill_import_url(*, actor: Actor, url: str) -> SkillVersion:
     """A skill from a URL (a ZIP, or a SKILL.md), fetched through the outbound guard."""
     actor.require_role(Role.MEMBER)
-    from apps.skills.bundles import limit
 
     try:
         response = fetch(url, max_bytes=limit("SKILL_MAX_TOTAL_BYTES"), timeout=30)

@@ -6,9 +6,7 @@ every selector and service takes one, so all three pass exactly the same checks.
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from apps.core.exceptions import PermissionDenied
@@ -139,31 +137,3 @@ def get_actor(request: Request) -> Actor:
         )
         request._request.actor = actor  # type: ignore[attr-defined]
     return actor
-
-
-class WorkspaceActor(BasePermission):
-    """Resolves the actor (404 for a workspace that is not the caller's) and checks the
-    credential's scopes against the view's `scope_area` (read for safe methods)."""
-
-    message = "This credential's scopes do not allow this."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not (request.user and request.user.is_authenticated):
-            return False
-        actor = get_actor(request)
-        if actor.has_role(Role.ADMIN):
-            _require_admin_mfa(actor)
-        area = getattr(view, "scope_area", "")
-        # A view may declare more methods that only read its area (e.g. /mcp's POST).
-        read_methods = getattr(view, "scope_read_methods", SAFE_METHODS)
-        return actor.allows(area, write=request.method not in read_methods)
-
-
-def _require_admin_mfa(actor: Actor) -> None:
-    """Raises MfaRequired when the workspace requires MFA of its admins and the acting
-    admin has none."""
-    from apps.users.exceptions import MfaRequired
-    from apps.users.selectors import user_has_mfa, workspace_policy_requires_mfa
-
-    if workspace_policy_requires_mfa(actor.workspace) and not user_has_mfa(user=actor.user):
-        raise MfaRequired()

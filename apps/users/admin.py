@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.users.actors import Actor
@@ -18,7 +19,7 @@ from apps.users.models import (
     Workspace,
     WorkspaceSecurity,
 )
-from apps.users.services import api_key_create
+from apps.users.services import api_key_create, audit_record, user_create
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,8 +52,6 @@ class UserAdmin(DjangoUserAdmin):
             super().save_model(request, obj, form, change)
             return
         # New users go through the service so they get their personal workspace.
-        from apps.users.services import user_create
-
         created = user_create(
             email=obj.email,
             is_staff=obj.is_staff,
@@ -136,11 +135,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
     add_form = ApiKeyAddForm
     autocomplete_fields = ["user", "workspace"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if obj is None:
             kwargs["form"] = self.add_form
             kwargs["fields"] = ApiKeyAddForm.Meta.fields
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.readonly_fields if obj is not None else []
@@ -167,10 +168,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        from django.utils import timezone
-
-        from apps.users.services import audit_record
-
         for key in queryset.filter(revoked_at__isnull=True):
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at", "updated_at"])

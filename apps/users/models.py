@@ -2,7 +2,7 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from apps.core.models import BaseModel
@@ -13,9 +13,25 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> "User":
-        from apps.users.services import user_create
-
-        return user_create(email=email, password=password, **extra)
+        """A user and their personal workspace (they own it): every user has one. Here,
+        not in services, because Django's own commands (createsuperuser) create users
+        through the manager; `users.services.user_create` validates, then calls this."""
+        email = self.normalize_email(email).strip()
+        name = extra.pop("name", "")
+        with transaction.atomic():
+            user = self.model(email=email, name=name, **extra)
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            user.save(using=self._db)
+            workspace = Workspace.objects.create(
+                name=f"{name or email.split('@')[0]}'s workspace",
+                is_personal=True,
+                created_by=user,
+            )
+            Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        return user
 
     def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> "User":
         extra.update(is_staff=True, is_superuser=True)

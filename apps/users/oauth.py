@@ -4,6 +4,7 @@ the workspace chosen on the consent page, and the OIDC claims."""
 from datetime import timedelta
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.db.models import Min
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
@@ -120,6 +121,4 @@ class PlatformOAuth2Validator(OAuth2Validator):
 
 
 def _email_verified(user: Any) -> bool:
-    from allauth.account.models import EmailAddress
-
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()

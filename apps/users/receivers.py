@@ -10,6 +10,7 @@ from django.contrib.auth import signals as auth_signals
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from apps.core.api.ratelimit import client_address
 from apps.users.models import User
 from apps.users.services import audit_record
 
@@ -17,7 +18,6 @@ from apps.users.services import audit_record
 def _ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    from apps.core.api.ratelimit import client_address
 
     return client_address(request) or None
 

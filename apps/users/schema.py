@@ -4,6 +4,8 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from apps.users.scopes import OAUTH2_SCOPES
+
 
 class SessionScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "apps.users.authentication.SessionAuthentication"
@@ -38,8 +40,6 @@ class OAuth2Scheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-c
     name = "oauth2"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        from apps.users.scopes import OAUTH2_SCOPES
-
         return {
             "type": "oauth2",
             "description": "OAuth2 access token of a third-party app, bound to one workspace.",

@@ -3,6 +3,9 @@
 import hashlib
 import uuid
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.adapter import get_adapter
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from oauth2_provider.models import AccessToken
@@ -178,14 +181,10 @@ def workspace_policy_requires_mfa(workspace: Workspace) -> bool:
 
 def user_has_mfa(*, user: User) -> bool:
     """Whether the user has an MFA authenticator (TOTP) set up."""
-    from allauth.mfa.models import Authenticator
-
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
 def user_email_verified(*, user: User) -> bool:
-    from allauth.account.models import EmailAddress
-
     return EmailAddress.objects.filter(user=user, email__iexact=user.email, verified=True).exists()
 
 
@@ -214,8 +213,6 @@ def oauth_authorizations(*, user: User) -> QuerySet[AccessToken]:
 
 def users_with_mfa(*, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """Which of these users have TOTP set up (one query)."""
-    from allauth.mfa.models import Authenticator
-
     return set(
         Authenticator.objects.filter(
             user_id__in=user_ids, type=Authenticator.Type.TOTP
@@ -225,8 +222,6 @@ def users_with_mfa(*, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 def provider_list(*, request: HttpRequest) -> list[dict[str, str]]:
     """Upstream sign-in providers configured in the admin (allauth social apps)."""
-    from allauth.socialaccount.adapter import get_adapter
-
     out = []
     for app in get_adapter().list_apps(request):
         out.append(

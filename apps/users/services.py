@@ -1,22 +1,29 @@
 """Writes of users, workspaces and memberships."""
 
 import ipaddress
+import os
 import secrets
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from apps.core.exceptions import PermissionDenied, ValidationFailed
+from apps.users.actors import Actor
 from apps.users.choices import Role
-from apps.users.exceptions import AlreadyMember, LastOwner
+from apps.users.exceptions import AlreadyMember, CannotDeleteSelf, LastOwner, MfaRequired
 from apps.users.models import (
     ApiKey,
     AuditEvent,
@@ -27,10 +34,7 @@ from apps.users.models import (
     WorkspaceSecurity,
 )
 from apps.users.scopes import API_SCOPES
-from apps.users.selectors import api_key_hash, workspace_owner_count
-
-if TYPE_CHECKING:
-    from apps.users.actors import Actor
+from apps.users.selectors import api_key_hash, user_has_mfa, workspace_owner_count
 
 
 def require_membership_role(*, membership: Membership, role: Role) -> None:
@@ -44,17 +48,7 @@ def user_create(*, email: str, password: str | None = None, name: str = "", **ex
     email = BaseUserManager.normalize_email(email).strip()
     if not email:
         raise ValidationFailed("An email address is required.", field="email")
-    with transaction.atomic():
-        user = User(email=email, name=name, **extra)
-        if password:
-            user.set_password(password)
-        else:
-            user.set_unusable_password()
-        user.save()
-        workspace_create(
-            user=user, name=f"{name or email.split('@')[0]}'s workspace", is_personal=True
-        )
-    return user
+    return User.objects.create_user(email, password, name=name, **extra)
 
 
 def workspace_create(*, user: User, name: str, is_personal: bool = False) -> Workspace:
@@ -321,9 +315,6 @@ def workspace_security_update(
     """Set whether the actor's workspace requires MFA of its admins. Needs admin; turning
     it on needs MFA on the caller's own account (MfaRequired), so nobody locks themselves
     out."""
-    from apps.users.exceptions import MfaRequired
-    from apps.users.selectors import user_has_mfa
-
     actor.require_role(Role.ADMIN)
     if require_admin_mfa and not user_has_mfa(user=actor.user):
         raise MfaRequired()
@@ -495,10 +486,6 @@ def admin_user_create(
 ) -> User:
     """Create a user (with their personal workspace and a verified email). Raises
     ValidationFailed for a taken email or a password the validators refuse."""
-    from allauth.account.models import EmailAddress
-    from django.contrib.auth.password_validation import validate_password
-    from django.core.exceptions import ValidationError as DjangoValidationError
-
     if User.objects.filter(email__iexact=email.strip()).exists():
         raise ValidationFailed("A user with this email already exists.", field="email")
     if password:
@@ -523,8 +510,6 @@ def admin_user_create(
 def admin_user_set_active(*, admin: User, user: User, is_active: bool) -> User:
     """Disable or re-enable a user. A disabled user is refused with every credential
     (session, app JWT, API keys, OAuth2 tokens) on their next request."""
-    from apps.users.exceptions import CannotDeleteSelf
-
     if user.pk == admin.pk and not is_active:
         raise CannotDeleteSelf()
     if user.is_active != is_active:
@@ -547,8 +532,6 @@ def admin_user_delete(*, admin: User, user: User) -> None:
     member go with them (with all resources). Shared workspaces they do not solely own
     stay. Raises LastOwner when they are the last owner of a workspace that has other
     members (transfer ownership first)."""
-    from apps.users.exceptions import CannotDeleteSelf
-
     if user.pk == admin.pk:
         raise CannotDeleteSelf()
     with transaction.atomic():
@@ -581,8 +564,6 @@ def admin_user_delete(*, admin: User, user: User) -> None:
 def admin_user_reset_mfa(*, admin: User, user: User) -> int:
     """Remove every MFA authenticator of the user (TOTP, recovery codes, keys), so they
     can sign in with their password and set MFA up again. Returns how many were removed."""
-    from allauth.mfa.models import Authenticator
-
     with transaction.atomic():
         removed, _ = Authenticator.objects.filter(user=user).delete()
         audit_record(
@@ -594,3 +575,40 @@ def admin_user_reset_mfa(*, admin: User, user: User) -> int:
             metadata={"email": user.email, "removed": removed},
         )
     return removed
+
+
+# --- the first administrator (make run) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminAccount:
+    """The first administrator as `ensure_admin` found or created it."""
+
+    email: str
+    password: str | None  # None: not known here (an existing account, or ADMIN_PASSWORD)
+    created: bool
+
+
+def mark_email_verified(user: User) -> None:
+    """The administrator signs in at once: their address counts as verified (allauth's
+    mandatory verification would otherwise ask for a code first)."""
+    EmailAddress.objects.update_or_create(
+        user=user,
+        email__iexact=user.email,
+        defaults={"email": user.email, "verified": True, "primary": True},
+    )
+
+
+def ensure_admin() -> AdminAccount:
+    """The first superuser: created from ADMIN_EMAIL / ADMIN_PASSWORD (or a generated
+    password) unless one exists. Idempotent."""
+    existing = User.objects.filter(is_superuser=True).order_by("date_joined").first()
+    if existing is not None:
+        return AdminAccount(email=existing.email, password=None, created=False)
+    email = os.environ.get("ADMIN_EMAIL", "admin@example.com")
+    given = os.environ.get("ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(16)
+    with transaction.atomic():
+        user = user_create(email=email, password=password, is_staff=True, is_superuser=True)
+        mark_email_verified(user)
+    return AdminAccount(email=email, password=None if given else password, created=True)

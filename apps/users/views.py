@@ -1,6 +1,7 @@
 """HTML views of the identity app: the OAuth2 consent page."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.http import HttpResponse
@@ -20,8 +21,6 @@ class ConsentForm(AllowForm):
 
 
 def _is_loopback_http(uri: str) -> bool:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(uri)
     return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
 

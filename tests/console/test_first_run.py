@@ -5,8 +5,8 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
 
-from apps.core.management.commands.ensure_admin import ensure_admin
 from apps.users.models import User
+from apps.users.services import ensure_admin
 
 pytestmark = pytest.mark.django_db
 

@@ -278,3 +278,29 @@ def test_the_beat_task_sweeps_every_registered_kind_even_when_one_fails(job, mon
     monkeypatch.undo()
     job_kind_register(AGENT_JOBS)  # idempotent
     assert [k.name for k in job_kinds()].count("agents.job") == 1
+
+
+def test_one_sweep_handles_a_retried_job_once(job):
+    """A running job retried by the sweep is queued again; the same sweep, with a clock
+    far ahead, does not take it for a lost queued job as well."""
+    assert _claim(job)
+    started = _fresh(job).heartbeat_at
+    calls = []
+
+    def retry(stale):
+        calls.append(stale.status)
+        return job_release(AgentJob, stale.pk, status=QUEUED, reason="Retrying.")
+
+    kind = JobKind(
+        name="test.once",
+        model=AgentJob,
+        stale_after=timedelta(minutes=2),
+        stale_status=FAILED,
+        stale_reason="Gone.",
+        queued_statuses=frozenset({QUEUED}),
+        queued_after=timedelta(minutes=1),
+        retry=retry,
+    )
+    assert job_kind_sweep(kind, now=started + timedelta(hours=1)) == 1
+    assert calls == [RUNNING]
+    assert _fresh(job).status == QUEUED

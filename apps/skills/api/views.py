@@ -1,3 +1,4 @@
+import json
 import uuid
 from typing import Any
 
@@ -161,8 +162,6 @@ class OpenApiSourceListView(ApiView):
         tags=TOOLS,
     )
     def post(self, request: Request) -> Response:
-        import json
-
         body = s.OpenApiImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)

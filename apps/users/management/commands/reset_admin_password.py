@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.core.management.commands.ensure_admin import mark_email_verified
 from apps.users.models import User
+from apps.users.services import mark_email_verified
 
 
 class Command(BaseCommand):

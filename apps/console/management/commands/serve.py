@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.core.management.commands.ensure_admin import AdminAccount, ensure_admin
+from apps.users.services import AdminAccount, ensure_admin
 
 
 class Command(BaseCommand):
