@@ -174,11 +174,26 @@ def test_code_is_bound_to_the_chosen_workspace_and_single_use(browser, app, user
     me = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}").json()["data"]
     assert me["credential"]["workspace_id"] == str(team.id)
     assert [w["id"] for w in me["workspaces"]] == [str(team.id)]
-    # The same code again is refused.
+    # The same code again is refused, and revokes what its first use gave: whoever
+    # replays it may have stolen it (RFC 6749 §4.1.2).
+    refresh = first.json()["refresh_token"]
     again = exchange(app, code)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
-    assert AccessToken.objects.count() == 1
+    assert AccessToken.objects.count() == 0
+    assert Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+    refreshed = Client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        },
+    )
+    assert refreshed.status_code == 400
+    event = AuditEvent.objects.get(action="oauth.code_replayed")
+    assert (event.workspace_id, event.target_id) == (team.id, app["client_id"])
 
 
 def test_consent_refuses_a_workspace_that_is_not_yours(browser, app):
