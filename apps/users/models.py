@@ -204,3 +204,20 @@ class OAuthWorkspaceBinding(BaseModel):
 
     def __str__(self) -> str:
         return f"binding to {self.workspace_id}"
+
+
+class OAuthCodeUse(BaseModel):
+    """An authorization code that was exchanged, kept by its SHA-256 with the access
+    token it gave: presented again, the code revokes that token and its refresh family
+    (RFC 6749 §4.1.2). Deleted with its token."""
+
+    code_hash = models.CharField(max_length=64, db_index=True)
+    application = models.ForeignKey(
+        "oauth2_provider.Application", on_delete=models.CASCADE, related_name="+"
+    )
+    access_token = models.ForeignKey(
+        "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"code {self.code_hash[:8]}…"

@@ -1,6 +1,8 @@
 """django-oauth-toolkit integration: the validator that binds every grant and token to
 the workspace chosen on the consent page, and the OIDC claims."""
 
+import hashlib
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +14,14 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
-from apps.users.models import Membership, OAuthClient, OAuthWorkspaceBinding
+from apps.users.models import Membership, OAuthClient, OAuthCodeUse, OAuthWorkspaceBinding
+from apps.users.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 class PlatformOAuth2Validator(OAuth2Validator):
@@ -42,6 +51,8 @@ class PlatformOAuth2Validator(OAuth2Validator):
         self, client_id: Any, code: Any, client: Any, request: Any, *args: Any, **kwargs: Any
     ) -> bool:
         valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
+        if not valid:
+            _revoke_tokens_of_replayed_code(code=code, client=client)
         if valid:
             binding = OAuthWorkspaceBinding.objects.filter(
                 grant__code=code, grant__application=client
@@ -90,6 +101,11 @@ class PlatformOAuth2Validator(OAuth2Validator):
         self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None
     ) -> AccessToken:
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        code = getattr(request, "code", None)
+        if request.grant_type == "authorization_code" and code:
+            OAuthCodeUse.objects.create(
+                code_hash=_code_hash(code), application=request.client, access_token=access_token
+            )
         workspace_id = getattr(request, "workspace_id", None)
         if workspace_id is not None:
             OAuthWorkspaceBinding.objects.create(
@@ -118,6 +134,38 @@ class PlatformOAuth2Validator(OAuth2Validator):
             "email_verified": _email_verified(user),
             "name": user.name,
         }
+
+
+def _revoke_tokens_of_replayed_code(*, code: str, client: Any) -> None:
+    """A code presented after it was exchanged: someone else may hold it, so the tokens
+    its first use gave (and every refresh rotation since) are revoked and audited."""
+    uses = list(
+        OAuthCodeUse.objects.filter(code_hash=_code_hash(code), application=client)
+        .select_related("access_token__user")
+        .prefetch_related("access_token__workspace_binding")
+    )
+    for use in uses:
+        access_token = use.access_token
+        families = set(
+            RefreshToken.objects.filter(access_token=access_token).values_list(
+                "token_family", flat=True
+            )
+        )
+        for refresh_token in RefreshToken.objects.filter(
+            token_family__in=[f for f in families if f is not None], revoked__isnull=True
+        ):
+            refresh_token.revoke()
+        binding = getattr(access_token, "workspace_binding", None)
+        audit_record(
+            action="oauth.code_replayed",
+            actor_user=access_token.user,
+            workspace_id=binding.workspace_id if binding else None,
+            target_type="oauth_application",
+            target_id=str(client.client_id),
+            metadata={"revoked_access_token": str(access_token.id)},
+        )
+        logger.warning("authorization code replayed; its tokens are revoked")
+        AccessToken.objects.filter(pk=access_token.pk).delete()
 
 
 def _email_verified(user: Any) -> bool:

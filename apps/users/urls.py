@@ -5,7 +5,7 @@ django-oauth-toolkit reverses)."""
 from django.urls import path, re_path
 from oauth2_provider import views as oauth_views
 
-from apps.users.views import ConsentView
+from apps.users.views import ConsentView, DiscoveryView
 
 app_name = "oauth2_provider"
 
@@ -17,10 +17,17 @@ urlpatterns = [
     path("oauth/userinfo/", oauth_views.UserInfoView.as_view(), name="user-info"),
     re_path(
         r"^\.well-known/openid-configuration/?$",
-        oauth_views.ConnectDiscoveryInfoView.as_view(),
+        DiscoveryView.as_view(),
         name="oidc-connect-discovery-info",
     ),
     path(".well-known/jwks.json", oauth_views.JwksInfoView.as_view(), name="jwks-info"),
+    # RFC 9728, one document per protected resource (path-component form): the REST API
+    # at /api/v1 and the MCP endpoint at /mcp. The view derives `resource` from the path.
+    re_path(
+        r"^\.well-known/oauth-protected-resource/(?:api/v1|mcp)$",
+        oauth_views.OAuthProtectedResourceMetadataView.as_view(),
+        name="oauth-resource-metadata",
+    ),
     path(
         ".well-known/oauth-authorization-server",
         oauth_views.OAuthServerMetadataView.as_view(),

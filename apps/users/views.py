@@ -1,14 +1,16 @@
-"""HTML views of the identity app: the OAuth2 consent page."""
+"""HTML views of the identity app: the OAuth2 consent page and the OIDC discovery."""
 
+import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django import forms
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.http import OAuth2ResponseRedirect
-from oauth2_provider.views import AuthorizationView
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauthlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from apps.users.choices import Role
@@ -107,4 +109,37 @@ class ConsentView(AuthorizationView):
         # https everywhere, plus plain http to a loopback address for native apps
         # (RFC 8252 §7.3); the redirect URI itself was matched exactly beforehand.
         schemes = ["https"] + (["http"] if _is_loopback_http(redirect_to) else [])
-        return OAuth2ResponseRedirect(redirect_to, schemes)
+        # RFC 9207: every authorization response carries `iss`, errors too (a refused
+        # consent, a refused PKCE method): django-oauth-toolkit adds it to successes only.
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        return OAuth2ResponseRedirect(_with_iss(redirect_to, issuer), schemes)
+
+
+def _with_iss(uri: str, issuer: str) -> str:
+    """`uri` with the `iss` query parameter set (kept if already there)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "iss" for name, _ in query):
+        return uri
+    return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
+
+
+# What an ID token and the userinfo endpoint actually say (PlatformOAuth2Validator).
+OIDC_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "email", "email_verified", "name"]
+
+
+class DiscoveryView(ConnectDiscoveryInfoView):
+    """OpenID Connect discovery, true to what the server does: the grant types it
+    accepts (the default when omitted would imply implicit), the claims it issues, and
+    RS256 alone for ID tokens (HS256 would sign with a client's secret, which public
+    clients do not have)."""
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        data = json.loads(response.content)
+        data["grant_types_supported"] = list(oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED)
+        data["claims_supported"] = OIDC_CLAIMS
+        data["id_token_signing_alg_values_supported"] = ["RS256"]
+        out = JsonResponse(data)
+        out["Access-Control-Allow-Origin"] = "*"
+        return out

@@ -430,6 +430,19 @@ OAUTH2_PROVIDER.update(
             "client_credentials",
             "refresh_token",
         ],
+        # Public clients (PKCE, no secret) authenticate with "none" at the token endpoint.
+        "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "OAUTH2_PROTECTED_RESOURCE_NAME": "Agent Platform",
+        "OAUTH2_PROTECTED_RESOURCE_DOCUMENTATION": env.str("OAUTH2_RESOURCE_DOCS_URL", default=""),
     }
 )
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WorkspaceRoleEnum"] = "apps.users.choices.Role"

@@ -45,7 +45,10 @@ def test_validation_error_names_the_field(api):
 def test_missing_credentials_is_unauthorized(anon):
     response = anon.get("/api/v1/workspaces")
     assert_error(response, 401, "unauthorized")
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="api", resource_metadata='
+        '"http://testserver/.well-known/oauth-protected-resource/api/v1"'
+    )
 
 
 def test_non_admin_gets_forbidden_on_system_settings(api):

@@ -121,7 +121,10 @@ def test_expired_key_is_refused(user, workspace):
     )
     response = api_key_client(plaintext).get("/api/v1/workspaces")
     assert_error(response, 401, "unauthorized")
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="api", resource_metadata='
+        '"http://testserver/.well-known/oauth-protected-resource/api/v1"'
+    )
 
 
 def test_expiry_in_the_past_is_refused_at_creation(api):

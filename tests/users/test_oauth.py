@@ -174,11 +174,26 @@ def test_code_is_bound_to_the_chosen_workspace_and_single_use(browser, app, user
     me = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}").json()["data"]
     assert me["credential"]["workspace_id"] == str(team.id)
     assert [w["id"] for w in me["workspaces"]] == [str(team.id)]
-    # The same code again is refused.
+    # The same code again is refused, and revokes what its first use gave: whoever
+    # replays it may have stolen it (RFC 6749 §4.1.2).
+    refresh = first.json()["refresh_token"]
     again = exchange(app, code)
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
-    assert AccessToken.objects.count() == 1
+    assert AccessToken.objects.count() == 0
+    assert Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+    refreshed = Client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        },
+    )
+    assert refreshed.status_code == 400
+    event = AuditEvent.objects.get(action="oauth.code_replayed")
+    assert (event.workspace_id, event.target_id) == (team.id, app["client_id"])
 
 
 def test_consent_refuses_a_workspace_that_is_not_yours(browser, app):
@@ -360,3 +375,57 @@ def test_implicit_response_type_is_refused(browser, app):
     assert parse_qs(urlsplit(response["Location"]).query)["error"] == ["unauthorized_client"]
     assert "access_token" not in response["Location"]
     assert AccessToken.objects.count() == 0
+
+
+# --- hardening: what real OAuth clients check ----------------------------------------------
+
+
+def _query(response):
+    return parse_qs(urlsplit(response["Location"]).query)
+
+
+def test_error_redirects_carry_iss(browser, app, workspace):
+    """RFC 9207: a refused PKCE method and a refused consent both name the issuer."""
+    url = "/oauth/authorize/?" + urlencode(
+        authorize_params(app, code_challenge=VERIFIER, code_challenge_method="plain")
+    )
+    refused = browser.get(url)
+    assert _query(refused)["error"] == ["invalid_request"]
+    assert _query(refused)["iss"] == ["http://testserver"]
+
+    url = "/oauth/authorize/?" + urlencode(authorize_params(app))
+    page = browser.get(url)
+    form = BeautifulSoup(page.content, "html.parser").find("form", id="authorizationForm")
+    data = {i["name"]: i.get("value", "") for i in form.find_all("input", type="hidden")}
+    denied = browser.post(url, data)
+    assert _query(denied)["error"] == ["access_denied"]
+    assert _query(denied)["iss"] == ["http://testserver"]
+    # A success carries it once, not twice.
+    approved = approve(browser, app, workspace_id=workspace.id)
+    assert _query(approved)["iss"] == ["http://testserver"]
+
+
+def test_discovery_says_what_the_server_does(client):
+    discovery = client.get("/.well-known/openid-configuration").json()
+    assert discovery["grant_types_supported"] == [
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+    ]
+    assert "none" in discovery["token_endpoint_auth_methods_supported"]
+    assert discovery["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert {"sub", "email", "email_verified", "name"} <= set(discovery["claims_supported"])
+    metadata = client.get("/.well-known/oauth-authorization-server").json()
+    assert "none" in metadata["token_endpoint_auth_methods_supported"]
+
+
+@pytest.mark.parametrize(("resource", "path"), [("mcp", "/mcp"), ("api/v1", "/api/v1/agents")])
+def test_protected_resource_metadata_is_named_on_401(client, resource, path):
+    response = client.post(path, {}, content_type="application/json")
+    assert response.status_code == 401
+    url = f"http://testserver/.well-known/oauth-protected-resource/{resource}"
+    assert f'resource_metadata="{url}"' in response["WWW-Authenticate"]
+    document = client.get(f"/.well-known/oauth-protected-resource/{resource}").json()
+    assert document["resource"] == f"http://testserver/{resource}"
+    assert document["authorization_servers"] == ["http://testserver"]
+    assert "read" in document["scopes_supported"]

@@ -9,7 +9,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.core.api.envelope import Enveloped, request_meta
@@ -84,13 +83,21 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     asked for events, but what it gets is the error envelope, labelled as what it is."""
     request = context.get("request")
     renderer = getattr(request, "accepted_renderer", None)
-    if request is not None and not isinstance(renderer, JSONRenderer):
+    if request is not None and getattr(renderer, "media_type", None) != "application/json":
         request.accepted_renderer = EnvelopeJSONRenderer()
         request.accepted_media_type = "application/json"
-    return _error_response(exc)
+    return _error_response(exc, request)
 
 
-def _error_response(exc: Exception) -> Response:
+def resource_metadata_url(request: Any) -> str:
+    """RFC 9728: the protected-resource metadata document of what `request` reached
+    (`/mcp`, else the REST API), named in every 401's `WWW-Authenticate` so an OAuth
+    client (the MCP SDK's, say) can discover the authorization server."""
+    resource = "mcp" if request.path.rstrip("/") == "/mcp" else "api/v1"
+    return request.build_absolute_uri(f"/.well-known/oauth-protected-resource/{resource}")
+
+
+def _error_response(exc: Exception, request: Any = None) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
@@ -122,7 +129,10 @@ def _error_response(exc: Exception) -> Response:
             headers["Retry-After"] = str(max(int(wait + 0.999), 1))
             message = f"Rate limit exceeded. Retry in {headers['Retry-After']} s."
         if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
-            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+            challenge = 'Bearer realm="api"'
+            if request is not None:
+                challenge += f', resource_metadata="{resource_metadata_url(request)}"'
+            headers["WWW-Authenticate"] = challenge
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
 
     logger.exception("Unhandled error in API view", exc_info=exc)
