@@ -279,3 +279,9 @@ def access_agent_job(*, actor: Actor, job_id: uuid.UUID) -> AgentJob:
     if job is None:
         raise AgentJobNotFound()
     return job
+
+
+def agent_usage_labels(agent_ids: list[Any]) -> dict[Any, str]:
+    """{agent id: name} for usage groups (registered with providers' usage summary).
+    Agents deleted since keep no name: their groups fall back to the id."""
+    return dict(Agent.objects.filter(pk__in=agent_ids).values_list("pk", "name"))

@@ -68,7 +68,10 @@ def _drf_bytes(body):
 )
 def test_envelope_renderer_writes_the_bytes_drf_wrote(data):
     context = {"request": _Request()}
-    expected = _drf_bytes({"data": data, "meta": {"request_id": "req_1"}})
+    meta = {"request_id": "req_1"}
+    if isinstance(data, list):  # an unpaginated list is one complete page
+        meta |= {"has_more": False, "next_cursor": None}
+    expected = _drf_bytes({"data": data, "meta": meta})
     assert EnvelopeJSONRenderer().render(data, "application/json", context) == expected
 
 
@@ -197,7 +200,8 @@ def test_a_key_of_a_removed_member_is_refused(user, workspace):
 def test_startup_freeze_moves_loaded_objects_out_of_collections():
     try:
         frozen = freeze_startup_objects()
-        assert frozen == gc.get_freeze_count() > 10_000
+        # >=: a server thread of another test in this process may freeze again meanwhile.
+        assert gc.get_freeze_count() >= frozen > 10_000
     finally:
         gc.unfreeze()
 

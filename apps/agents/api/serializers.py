@@ -68,7 +68,11 @@ class AgentConfigSerializer(serializers.Serializer):
     )
     tools_requiring_approval = serializers.ListField(
         child=serializers.RegexField(
-            TOOL_NAME_RE, error_messages={"invalid": "Not a tool name (^[a-zA-Z0-9_-]{1,64}$)."}
+            TOOL_NAME_RE,
+            error_messages={
+                # No braces: DRF formats this message with str.format.
+                "invalid": "Not a tool name: 1 to 64 letters, digits, _ or -."
+            },
         ),
         max_length=MAX_REFERENCES,
         required=False,
