@@ -310,6 +310,9 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             "full_collections": len(pauses),
             "max_pause_ms": max(pauses, default=0.0),
             "pauses_ms": pauses[:20],
+            "max_pause_cpu_ms": max(
+                (p.get("cpu_ms", 0.0) for p in gc_record["full_collections"]), default=0.0
+            ),
             "tracked_objects": gc_record["tracked_objects"],
             "frozen_objects": gc_record["frozen_objects"],
         },
