@@ -22,6 +22,11 @@ urlpatterns = [
         name="conversation_regenerate",
     ),
     path(
+        "chat/<uuid:conversation_id>/edit-last",
+        chat.conversation_edit_last,
+        name="conversation_edit_last",
+    ),
+    path(
         "chat/<uuid:conversation_id>/rename",
         chat.conversation_rename_view,
         name="conversation_rename",

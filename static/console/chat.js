@@ -263,12 +263,23 @@
   stopBtn.addEventListener("click", () => {
     if (activeRun) post(chat.dataset.stopUrl.replace(ZERO, activeRun));
   });
-  $("regenerate-btn").addEventListener("click", async () => {
-    const response = await post(chat.dataset.regenerateUrl);
-    if (!response.ok) {
-      const data = await response.json().catch(() => ({}));
-      setStatus(data.error || "Nothing to regenerate.", true);
+  // Regenerate and edit replace the last exchange (kept on the server, superseded): the
+  // page reloads to show the conversation as it now reads; the new answer streams in.
+  async function rerun(url, data, fallback) {
+    const response = await post(url, data);
+    if (response.ok) {
+      window.location.reload();
+      return;
     }
+    const body = await response.json().catch(() => ({}));
+    setStatus(body.error || fallback, true);
+  }
+  $("regenerate-btn").addEventListener("click", () => rerun(chat.dataset.regenerateUrl, {}, "Nothing to regenerate."));
+  $("edit-btn").addEventListener("click", () => {
+    const mine = document.querySelectorAll(".msg-user:not(.queued) .bubble");
+    const last = mine.length ? mine[mine.length - 1].textContent : "";
+    const text = window.prompt("Edit your last message", last);
+    if (text && text.trim()) rerun(chat.dataset.editUrl, { content: text }, "The message could not be changed.");
   });
   messages.addEventListener("click", async (event) => {
     const button = event.target.closest("[data-feedback]");

@@ -9,7 +9,7 @@ from django.test import Client
 from apps.conversations.services import share_create
 from apps.users.models import ApiKey
 from tests.agents.factories import actor_for, make_agent, make_chat_model
-from tests.conversations.conftest import http, live  # noqa: F401
+from tests.conversations.conftest import chat_agent, http, live  # noqa: F401
 from tests.conversations.factories import make_conversation, make_exchange
 from tests.knowledge.factories import add_texts, make_kb
 from tests.users.factories import UserFactory, make_api_key

@@ -34,6 +34,7 @@ def object_urls(o):
         ("post", reverse("console:conversation_send", args=[c])),
         ("post", reverse("console:conversation_ticket", args=[c])),
         ("post", reverse("console:conversation_regenerate", args=[c])),
+        ("post", reverse("console:conversation_edit_last", args=[c])),
         ("post", reverse("console:conversation_rename", args=[c])),
         ("post", reverse("console:conversation_delete", args=[c])),
         ("post", reverse("console:conversation_share", args=[c])),
@@ -250,3 +251,24 @@ def test_viewer_cannot_add_a_provider(client, user, workspace):
     from apps.providers.models import Provider
 
     assert not Provider.objects.filter(name="x").exists()
+
+
+def test_edit_last_message_reruns_from_the_new_text(live, http, user, chat_agent, scripted_llm):
+    """Over real HTTP (the run executes in the server, as in the browser)."""
+    from apps.conversations.models import Message, Run
+    from tests.conversations.conftest import wait_for
+
+    conv = make_conversation(agent=chat_agent, user=user)
+    make_exchange(conversation=conv, question="When?", answer="At 9.")
+    scripted_llm.push("Exactly at nine.")
+    url = reverse("console:conversation_edit_last", args=[conv.id])
+    assert http.post(url, data={"content": " "}).status_code == 400
+    response = http.post(url, data={"content": "When exactly?"})
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    wait_for(lambda: Run.objects.get(id=run_id).status == "completed")
+    current = Message.objects.filter(conversation=conv, superseded_at__isnull=True).order_by("seq")
+    assert [(m.role, m.text) for m in current] == [
+        ("user", "When exactly?"),
+        ("assistant", "Exactly at nine."),
+    ]

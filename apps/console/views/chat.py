@@ -36,6 +36,7 @@ from apps.conversations.selectors import (
 from apps.conversations.services import (
     conversation_create,
     conversation_delete,
+    conversation_edit_last_user_message,
     conversation_regenerate,
     conversation_rename,
     feedback_set,
@@ -263,6 +264,25 @@ def conversation_regenerate_view(request: HttpRequest, conversation_id: uuid.UUI
     conv = access_conversation(actor=actor, conversation_id=conversation_id)
     try:
         run = conversation_regenerate(actor=actor, conversation=conv)
+    except ApplicationError as exc:
+        return _bad(error_message(exc), exc.status)
+    return JsonResponse({"run_id": str(run.id)}, status=202)
+
+
+@console_view
+@require_POST
+def conversation_edit_last(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Replace the last message and answer it again (the old exchange is kept, superseded;
+    the page reloads to show the conversation as it now reads)."""
+    actor = request.actor  # type: ignore[attr-defined]
+    conv = access_conversation(actor=actor, conversation_id=conversation_id)
+    form = SendForm(request.POST)
+    if not form.is_valid():
+        return _bad("Write the new message first (at most 100,000 characters).")
+    try:
+        run = conversation_edit_last_user_message(
+            actor=actor, conversation=conv, content=form.cleaned_data["content"]
+        )
     except ApplicationError as exc:
         return _bad(error_message(exc), exc.status)
     return JsonResponse({"run_id": str(run.id)}, status=202)
