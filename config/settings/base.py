@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.knowledge",
     "apps.agents",
     "apps.conversations",
+    "apps.tasks",
 ]
 
 MIDDLEWARE = [
@@ -322,7 +323,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.interrupt_stale_runs",
         "schedule": 60,
     },
+    "tasks.tick": {"task": "tasks.tick", "schedule": 15},
 }
+
+# --- Scheduled tasks, webhooks, triggers (apps.tasks; see docs/tasks.md) --------------
+# A due time later than this when the scheduler sees it counts as missed (missed_policy).
+TASKS_MISSED_GRACE_SECONDS = env.int("TASKS_MISSED_GRACE_SECONDS", default=300)
+# A running execution with no run and no heartbeat for this long lost its worker.
+TASKS_STALE_SECONDS = env.int("TASKS_STALE_SECONDS", default=120)
 
 # django-oauth-toolkit: the OAuth 2.0 Security BCP (RFC 9700) behaviours, all on.
 OAUTH2_PROVIDER = {

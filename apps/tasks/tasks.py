@@ -1,0 +1,17 @@
+"""Celery entrypoints of the tasks app: they take ids and call one service."""
+
+from celery import shared_task
+
+from apps.tasks.services import execution_start, tasks_tick
+
+
+@shared_task(name="tasks.tick")
+def tick() -> int:
+    """The one beat entry: sweep executions and fire every due task."""
+    return tasks_tick()
+
+
+@shared_task(name="tasks.execute")
+def execute_task(execution_id: str) -> None:
+    """Start one execution's run (idempotent: a redelivery finds nothing to claim)."""
+    execution_start(execution_id=execution_id)
