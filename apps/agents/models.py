@@ -2,12 +2,14 @@ from django.conf import settings
 from django.db import models
 
 from apps.agents.choices import (
+    JOB_TERMINAL_STATUSES,
     AgentJobKind,
     AgentJobStatus,
     GrantPermission,
     MemoryMode,
     Visibility,
 )
+from apps.core.jobs import Job
 from apps.core.models import BaseModel
 
 DEFAULT_MAX_LOOPS = 10
@@ -131,9 +133,13 @@ class AgentVersion(BaseModel):
         return f"{self.agent_id} v{self.number}"
 
 
-class AgentJob(BaseModel):
+class AgentJob(BaseModel, Job):
     """An asynchronous helper job (agent draft generation, prompt optimization) a user
-    submits and polls; it always ends succeeded, failed or cancelled."""
+    submits and polls; it always ends succeeded, failed or cancelled. Its lifecycle
+    (claim, heartbeat, finish, stale sweep) is `core.jobs`."""
+
+    RUNNING_STATUSES = frozenset({AgentJobStatus.RUNNING})
+    TERMINAL_STATUSES = JOB_TERMINAL_STATUSES
 
     workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="+")
     created_by = models.ForeignKey(
@@ -141,14 +147,10 @@ class AgentJob(BaseModel):
     )
     kind = models.CharField(max_length=20, choices=AgentJobKind.choices)
     status = models.CharField(
-        max_length=12, choices=AgentJobStatus.choices, default=AgentJobStatus.QUEUED
+        max_length=20, choices=AgentJobStatus.choices, default=AgentJobStatus.QUEUED
     )
     input = models.JSONField(default=dict)
     result = models.JSONField(null=True, blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
-    error_message = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from apps.agents.choices import AgentJobStatus, GrantPermission, Visibility
+from apps.agents.choices import GrantPermission, Visibility
 from apps.agents.engine_types import AgentSnapshot
 from apps.agents.exceptions import AgentJobNotFound, AgentNotFound, AgentVersionNotFound
 from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
@@ -224,11 +224,3 @@ def access_agent_job(*, actor: Actor, job_id: uuid.UUID) -> AgentJob:
     if job is None:
         raise AgentJobNotFound()
     return job
-
-
-def agent_jobs_stale(*, queued_before: Any, running_before: Any) -> QuerySet[AgentJob]:
-    """Jobs stuck queued or running past their limits (a lost worker or broker)."""
-    return AgentJob.objects.filter(
-        Q(status=AgentJobStatus.QUEUED, created_at__lt=queued_before)
-        | Q(status=AgentJobStatus.RUNNING, started_at__lt=running_before)
-    )

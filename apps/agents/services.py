@@ -6,19 +6,22 @@ changing an agent needs `agent_can_edit`; sharing, archiving and purging need
 `agent_can_manage` (its creator or a workspace admin/owner).
 """
 
+import asyncio
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError, Q, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.agents.choices import (
-    JOB_TERMINAL_STATUSES,
+    AgentBuiltinTool,
     AgentJobKind,
     AgentJobStatus,
     GrantPermission,
@@ -37,13 +40,16 @@ from apps.agents.selectors import (
     access_agent_version,
     agent_can_edit,
     agent_can_manage,
-    agent_jobs_stale,
     agent_reference_ids,
 )
 from apps.core.exceptions import ErrorDetail, PermissionDenied, ValidationFailed
+from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_heartbeat
 from apps.knowledge.models import KnowledgeBase
 from apps.providers.choices import ModelKind
+from apps.providers.exceptions import ProviderError
 from apps.providers.models import ProviderModel
+from apps.providers.services import chat_complete
+from apps.providers.types import UsageContext
 from apps.skills.models import SkillVersion, Tool
 from apps.users.actors import Actor
 from apps.users.choices import Role
@@ -77,9 +83,13 @@ M2M_FIELDS = {
 REFERENCE_FIELDS = ("model_id", *M2M_FIELDS)
 CONFIG_FIELDS = (*SCALAR_FIELDS, *REFERENCE_FIELDS)
 
+RUN_JOB_TASK = "agents.run_job"
 JOB_TIMEOUT_SECONDS = 120
 JOB_QUEUED_LIMIT = timedelta(hours=1)
-JOB_RUNNING_LIMIT = timedelta(seconds=JOB_TIMEOUT_SECONDS + 180)
+# A running job heartbeats every JOB_HEARTBEAT_SECONDS while it waits for the model; the
+# stale sweep fails it once its worker has been silent for JOB_STALE_AFTER.
+JOB_HEARTBEAT_SECONDS = 15.0
+JOB_STALE_AFTER = timedelta(seconds=60)
 
 
 # --- references ---------------------------------------------------------------------
@@ -595,13 +605,7 @@ def agent_job_submit(*, actor: Actor, kind: str, input: dict[str, Any]) -> Agent
         job = AgentJob.objects.create(
             workspace_id=actor.workspace_id, created_by=actor.user, kind=kind, input=input
         )
-
-        def enqueue() -> None:
-            from apps.agents.tasks import run_agent_job
-
-            run_agent_job.delay(str(job.pk))
-
-        transaction.on_commit(enqueue)
+        job_enqueue(RUN_JOB_TASK, str(job.pk))
     return job
 
 
@@ -609,14 +613,13 @@ def agent_job_cancel(*, actor: Actor, job: AgentJob) -> AgentJob:
     """Cancel a queued or running job (a running one's late result is discarded).
     Idempotent for a cancelled job; AgentJobFinished for a succeeded or failed one."""
     actor.require_role(Role.MEMBER)
-    updated = AgentJob.objects.filter(
-        pk=job.pk, status__in=[AgentJobStatus.QUEUED, AgentJobStatus.RUNNING]
-    ).update(
+    updated = job_finish(
+        AgentJob,
+        job.pk,
         status=AgentJobStatus.CANCELLED,
-        error_code="cancelled",
-        error_message="Cancelled by the user.",
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+        code="cancelled",
+        reason="Cancelled by the user.",
+        from_statuses=[AgentJobStatus.QUEUED, AgentJobStatus.RUNNING],
     )
     job.refresh_from_db()
     if not updated and job.status != AgentJobStatus.CANCELLED:
@@ -627,9 +630,11 @@ def agent_job_cancel(*, actor: Actor, job: AgentJob) -> AgentJob:
 def agent_job_claim(*, job_id: uuid.UUID | str) -> AgentJob | None:
     """queued -> running, once: None when the job is gone or not queued any more (a
     redelivered task, a cancelled job)."""
-    now = timezone.now()
-    claimed = AgentJob.objects.filter(pk=job_id, status=AgentJobStatus.QUEUED).update(
-        status=AgentJobStatus.RUNNING, started_at=now, updated_at=now
+    claimed = job_claim(
+        AgentJob,
+        job_id,
+        from_statuses=[AgentJobStatus.QUEUED],
+        status=AgentJobStatus.RUNNING,
     )
     if not claimed:
         return None
@@ -645,43 +650,31 @@ def agent_job_finish(
     error_message: str = "",
 ) -> bool:
     """running -> a terminal status, once. False when the job had already ended (e.g.
-    cancelled meanwhile: the result is discarded)."""
-    assert status in JOB_TERMINAL_STATUSES
-    now = timezone.now()
-    return bool(
-        AgentJob.objects.filter(pk=job_id, status=AgentJobStatus.RUNNING).update(
-            status=status,
-            result=result,
-            error_code=error_code,
-            error_message=error_message[:2000],
-            finished_at=now,
-            updated_at=now,
-        )
+    cancelled meanwhile, or failed by the stale sweep: the result is discarded)."""
+    return job_finish(
+        AgentJob,
+        job_id,
+        status=status,
+        code=error_code,
+        reason=error_message,
+        from_statuses=[AgentJobStatus.RUNNING],
+        result=result,
     )
 
 
-def agent_jobs_expire_stale() -> int:
-    """Fail jobs left queued (no worker took them) or running (their worker died) past
-    their limits, with a readable reason. Returns how many. Idempotent."""
-    now = timezone.now()
-    count = 0
-    stale = agent_jobs_stale(
-        queued_before=now - JOB_QUEUED_LIMIT, running_before=now - JOB_RUNNING_LIMIT
-    )
-    for job in stale:
-        reason = (
-            "No worker picked the job up in time; submit it again."
-            if job.status == AgentJobStatus.QUEUED
-            else "The worker running the job stopped before it finished; submit it again."
-        )
-        count += AgentJob.objects.filter(pk=job.pk, status=job.status).update(
-            status=AgentJobStatus.FAILED,
-            error_code="job_expired",
-            error_message=reason,
-            finished_at=now,
-            updated_at=now,
-        )
-    return count
+AGENT_JOBS = JobKind(
+    name="agents.job",
+    model=AgentJob,
+    stale_after=JOB_STALE_AFTER,
+    stale_status=AgentJobStatus.FAILED,
+    stale_code="job_expired",
+    stale_reason="The worker running the job stopped before it finished; submit it again.",
+    queued_statuses=frozenset({AgentJobStatus.QUEUED}),
+    queued_after=JOB_QUEUED_LIMIT,
+    queued_code="job_expired",
+    queued_reason="No worker picked the job up in time; submit it again.",
+)
+"""Agent jobs in the stale sweep (registered by the app's `ready`)."""
 
 
 # --- what the helper jobs ask the model ----------------------------------------------
@@ -711,8 +704,6 @@ class InvalidModelOutput(Exception):
 
 
 def _parse_json_object(text: str) -> dict[str, Any]:
-    import json
-
     body = text.strip()
     if body.startswith("```"):
         body = body.split("\n", 1)[1] if "\n" in body else ""
@@ -750,8 +741,6 @@ def _string_list(value: Any, *, key: str, limit: int, item_limit: int) -> list[s
 
 def generate_agent_messages(*, job_input: dict[str, Any], tools: Sequence[Tool]) -> list[dict]:
     """The chat messages that ask the model for an agent draft."""
-    from apps.agents.choices import AgentBuiltinTool
-
     lines = [f"Description of the agent:\n{job_input['description']}", "", "Available tools:"]
     lines += [f"- id {t.pk}: {t.name}: {t.description[:300]}" for t in tools] or ["(none)"]
     lines += ["", "Built-in tools:"]
@@ -765,8 +754,6 @@ def generate_agent_messages(*, job_input: dict[str, Any], tools: Sequence[Tool])
 def generate_agent_result(*, text: str, tools: Sequence[Tool]) -> dict[str, Any]:
     """The draft from the model's reply: validated, trimmed to the field limits, with
     tools narrowed to the ones offered. Raises InvalidModelOutput."""
-    from apps.agents.choices import AgentBuiltinTool
-
     reply = _parse_json_object(text)
     offered = {str(t.pk) for t in tools}
     builtin = {c.value for c in AgentBuiltinTool}
@@ -814,9 +801,6 @@ def optimize_prompt_result(*, text: str) -> dict[str, Any]:
 async def _ask_model(*, job: AgentJob, messages: list[dict]) -> str:
     """One completion with the workspace's default chat model (accounted to the job's
     user)."""
-    from apps.providers.services import chat_complete
-    from apps.providers.types import UsageContext
-
     result = await chat_complete(
         workspace_id=job.workspace_id,
         model_id=None,
@@ -826,17 +810,20 @@ async def _ask_model(*, job: AgentJob, messages: list[dict]) -> str:
     return result.text
 
 
+async def _heartbeat(job_id: uuid.UUID, worker_id: str) -> None:
+    """Keep a running job alive for the stale sweep while its model call is awaited."""
+    beat = sync_to_async(job_heartbeat)
+    while True:
+        await asyncio.sleep(JOB_HEARTBEAT_SECONDS)
+        if not await beat(AgentJob, job_id, worker_id=worker_id):
+            return  # cancelled or swept: its result will be discarded
+
+
 def agent_job_run(*, job_id: uuid.UUID | str) -> AgentJob | None:
     """Execute a queued job to its terminal state (what the Celery task calls).
     Idempotent: a job that is not queued any more is left alone (returns None). Provider
     errors, a reply that is not the asked JSON, and the time limit end it `failed` with a
     readable reason; a job cancelled meanwhile keeps `cancelled`."""
-    import asyncio
-
-    from asgiref.sync import async_to_sync
-
-    from apps.providers.exceptions import ProviderError
-
     job = agent_job_claim(job_id=job_id)
     if job is None:
         return None
@@ -852,9 +839,13 @@ def agent_job_run(*, job_id: uuid.UUID | str) -> AgentJob | None:
         messages = optimize_prompt_messages(job_input=job.input)
 
     async def ask() -> str:
-        return await asyncio.wait_for(
-            _ask_model(job=job, messages=messages), timeout=JOB_TIMEOUT_SECONDS
-        )
+        beat = asyncio.create_task(_heartbeat(job.pk, job.worker_id))
+        try:
+            return await asyncio.wait_for(
+                _ask_model(job=job, messages=messages), timeout=JOB_TIMEOUT_SECONDS
+            )
+        finally:
+            beat.cancel()
 
     try:
         text = async_to_sync(ask)()

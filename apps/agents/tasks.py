@@ -2,12 +2,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from apps.agents.choices import AgentJobStatus
-from apps.agents.services import (
-    JOB_TIMEOUT_SECONDS,
-    agent_job_finish,
-    agent_job_run,
-    agent_jobs_expire_stale,
-)
+from apps.agents.services import JOB_TIMEOUT_SECONDS, agent_job_finish, agent_job_run
 
 
 @shared_task(
@@ -28,9 +23,3 @@ def run_agent_job(job_id: str) -> str | None:
         )
         return AgentJobStatus.FAILED
     return job.status if job is not None else None
-
-
-@shared_task(name="agents.expire_stale_jobs")
-def expire_stale_agent_jobs() -> int:
-    """Fail jobs a lost worker or broker left queued or running (run by beat)."""
-    return agent_jobs_expire_stale()

@@ -312,12 +312,20 @@ LOGGING = {
 # Features this installation offers, reported by /api/v1/system/info.
 PLATFORM_FEATURES: list[str] = ["workspaces", "api_keys", "oauth2"]
 
+# How often beat sweeps stale jobs (apps.core.jobs): a job whose worker died ends (or is
+# retried) at most its kind's stale_after + this interval after its last heartbeat.
+JOBS_SWEEP_INTERVAL_SECONDS = env.int("JOBS_SWEEP_INTERVAL_SECONDS", default=60)
+
 CELERY_BEAT_SCHEDULE = {
     "core.purge_idempotency_records": {
         "task": "core.purge_idempotency_records",
         "schedule": 60 * 60,
     },
-    "agents.expire_stale_jobs": {"task": "agents.expire_stale_jobs", "schedule": 5 * 60},
+    # One sweep for every job kind registered with apps.core.jobs (docs/architecture.md).
+    "core.sweep_stale_jobs": {
+        "task": "core.sweep_stale_jobs",
+        "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
+    },
     "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
     "conversations.interrupt_stale_runs": {
         "task": "conversations.interrupt_stale_runs",

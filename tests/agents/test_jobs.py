@@ -7,14 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.agents import services
 from apps.agents.models import AgentJob
-from apps.agents.services import (
-    agent_job_cancel,
-    agent_job_claim,
-    agent_job_finish,
-    agent_jobs_expire_stale,
-)
-from apps.agents.tasks import expire_stale_agent_jobs, run_agent_job
+from apps.agents.services import agent_job_cancel, agent_job_claim, agent_job_finish
+from apps.agents.tasks import run_agent_job
+from apps.core.tasks import sweep_stale_jobs
 from apps.providers.scripted import Reply
 from apps.users.choices import Role
 from tests.agents.factories import actor_for, make_tool
@@ -235,11 +232,12 @@ def test_stale_jobs_are_failed_with_a_reason(user, workspace):
         kind="optimize_prompt",
         status="running",
         started_at=old,
+        heartbeat_at=old,
     )
     fresh = AgentJob.objects.create(workspace=workspace, created_by=user, kind="optimize_prompt")
-    AgentJob.objects.filter(pk__in=[queued.pk, running.pk]).update(created_at=old)
-    assert expire_stale_agent_jobs() == 2
-    assert agent_jobs_expire_stale() == 0
+    AgentJob.objects.filter(pk__in=[queued.pk, running.pk]).update(created_at=old, updated_at=old)
+    assert sweep_stale_jobs()["agents.job"] == 2
+    assert sweep_stale_jobs()["agents.job"] == 0
     queued.refresh_from_db()
     running.refresh_from_db()
     fresh.refresh_from_db()
@@ -283,3 +281,17 @@ def test_jobs_are_private_to_their_submitter(api, user, workspace, outsider, cli
     assert_error(client.get(f"/api/v1/agent-jobs/{job.id}", **headers), 404, "agent_job_not_found")
     assert client.get("/api/v1/agent-jobs", **headers).json()["data"] == []
     assert [j["id"] for j in api.get("/api/v1/agent-jobs").json()["data"]] == [str(job.id)]
+
+
+def test_a_running_job_heartbeats_while_it_waits_for_the_model(
+    api, llm, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(services, "JOB_HEARTBEAT_SECONDS", 0.05)
+    llm.push(Reply(text=json.dumps({"system_prompt": "better"}), first_byte_delay=0.4))
+    response = _submit(
+        api, "optimize-prompt", {"system_prompt": "x"}, django_capture_on_commit_callbacks
+    )
+    job = AgentJob.objects.get(pk=response.json()["data"]["id"])
+    assert (job.status, job.attempts) == ("succeeded", 1)
+    # It said it was alive while the model took its time, so the sweep left it alone.
+    assert job.heartbeat_at - job.started_at >= timedelta(seconds=0.2)
