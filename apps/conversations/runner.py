@@ -29,6 +29,7 @@ from apps.conversations.eventlog import (
 )
 from apps.conversations.models import Conversation, Message, Run
 from apps.core.events import EventType
+from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.core.tools import ToolContext
 from apps.providers.adapters import share_clients_on_this_loop
 from apps.providers.services import prefetch_model, remember_resolutions
@@ -243,7 +244,43 @@ class Hooks:
 
 
 def _finish_sync(run_id: uuid.UUID, **fields: Any) -> None:
-    Run.objects.filter(id=run_id).update(**fields)
+    # The run's outbound event (webhooks) is recorded in the transaction of its status.
+    with transaction.atomic():
+        Run.objects.filter(id=run_id).update(**fields)
+        if fields.get("status") in _OUTBOUND_RUN_EVENTS:
+            _outbound_run_event(run_id)
+
+
+_OUTBOUND_RUN_EVENTS = {
+    RunStatus.COMPLETED: "run.completed",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.REQUIRES_ACTION: "run.requires_action",
+}
+
+
+def _outbound_run_event(run_id: uuid.UUID) -> None:
+    run = Run.objects.select_related("answer_message").get(id=run_id)
+    data: dict[str, Any] = {
+        "run_id": str(run.id),
+        "conversation_id": str(run.conversation_id),
+        "agent_id": str(run.agent_id),
+        "status": str(run.status),
+        "usage": {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens},
+    }
+    if run.status == RunStatus.COMPLETED:
+        data["message_id"] = str(run.answer_message_id) if run.answer_message_id else None
+        data["answer"] = run.answer_message.text if run.answer_message is not None else ""
+    elif run.status == RunStatus.FAILED:
+        data["error"] = {"code": run.error_code, "message": run.error_message}
+    else:
+        data["pending"] = run.pending_approvals
+    outbox_emit(
+        OutboundEvent(
+            type=_OUTBOUND_RUN_EVENTS[RunStatus(run.status)],
+            workspace_id=run.workspace_id,
+            data=data,
+        )
+    )
 
 
 def _is_first_exchange_sync(conversation_id: uuid.UUID, run_id: uuid.UUID) -> bool:

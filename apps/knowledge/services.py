@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.knowledge.choices import (
     ACTIVE_STATUSES,
     PROCESSING_STATUSES,
@@ -576,13 +577,40 @@ def _transition(
 
 def _fail(document_id: uuid.UUID, generation: int, reason: str) -> None:
     logger.info("knowledge document %s failed: %s", document_id, reason)
-    _transition(
-        document_id,
-        generation,
-        from_=ACTIVE_STATUSES,
-        status=DocumentStatus.FAILED,
-        error=reason[:2000],
-        heartbeat_at=None,
+    with transaction.atomic():
+        failed = _transition(
+            document_id,
+            generation,
+            from_=ACTIVE_STATUSES,
+            status=DocumentStatus.FAILED,
+            error=reason[:2000],
+            heartbeat_at=None,
+        )
+        if failed:
+            _outbound_document_event(document_id)
+
+
+def _outbound_document_event(document_id: uuid.UUID) -> None:
+    """The document's outbound event (webhooks), in the transaction of its status."""
+    document = Document.objects.select_related("knowledge_base").get(id=document_id)
+    data: dict[str, Any] = {
+        "document_id": str(document.id),
+        "knowledge_base_id": str(document.knowledge_base_id),
+        "name": document.name,
+        "status": document.status,
+    }
+    if document.status == DocumentStatus.FAILED:
+        data["error"] = {"message": document.error}
+    else:
+        data["chunk_count"] = document.chunk_count
+    outbox_emit(
+        OutboundEvent(
+            type="document.indexed"
+            if document.status == DocumentStatus.INDEXED
+            else "document.failed",
+            workspace_id=document.knowledge_base.workspace_id,
+            data=data,
+        )
     )
 
 
@@ -751,6 +779,7 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
         locked.indexed_at = timezone.now()
         locked.heartbeat_at = None
         locked.save()
+        _outbound_document_event(locked.id)
 
 
 def documents_recover(*, now: Any = None) -> int:

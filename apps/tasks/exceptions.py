@@ -40,3 +40,13 @@ class TriggerDisabled(ApplicationError):
     code = "trigger_disabled"
     status = 409
     default_message = "The trigger is disabled."
+
+
+class TriggerOwnerLostAccess(Conflict):
+    code = "trigger_owner_lost_access"
+    default_message = "The trigger's owner can no longer run it."
+
+
+class TriggerNotStarted(Conflict):
+    code = "trigger_not_started"
+    default_message = "The trigger's task did not start a run."

@@ -1,12 +1,15 @@
 """Scheduled tasks and their executions, outbound webhooks and their deliveries, inbound
-triggers. The job fields of executions and deliveries (status, reason, attempts, heartbeat,
-timing) follow the platform's one job lifecycle (docs/tasks.md, "Lifecycle")."""
+triggers. Executions and deliveries are jobs of the platform's one lifecycle
+(`core.jobs.Job`: status, error code and message, attempts, heartbeat, timing)."""
+
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from apps.core.crypto import EncryptedTextField
+from apps.core.jobs import Job
 from apps.core.models import BaseModel
 from apps.tasks.choices import (
     ConversationMode,
@@ -17,20 +20,6 @@ from apps.tasks.choices import (
     OverlapPolicy,
     ScheduleKind,
 )
-
-
-class JobFields(models.Model):
-    """The job lifecycle columns shared by executions and deliveries: claimed by a
-    conditional UPDATE, kept alive by a heartbeat, finished with a status and a reason."""
-
-    attempts = models.PositiveIntegerField(default=0)
-    reason = models.TextField(blank=True, help_text="Why it ended this way, for people.")
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        abstract = True
 
 
 class ScheduledTask(BaseModel):
@@ -92,8 +81,14 @@ class ScheduledTask(BaseModel):
         return self.name
 
 
-class TaskExecution(BaseModel, JobFields):
-    """One execution of a task for one due time (unique per task and due time)."""
+class TaskExecution(BaseModel, Job):
+    """One execution of a task for one due time (unique per task and due time). A job:
+    claimed by a worker that starts its run, settled when the run ends."""
+
+    RUNNING_STATUSES: ClassVar[frozenset[str]] = frozenset({ExecutionStatus.RUNNING})
+    TERMINAL_STATUSES: ClassVar[frozenset[str]] = frozenset(
+        {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED}
+    )
 
     task = models.ForeignKey(ScheduledTask, on_delete=models.CASCADE, related_name="executions")
     due_at = models.DateTimeField()
@@ -116,7 +111,6 @@ class TaskExecution(BaseModel, JobFields):
     )
     prompt = models.TextField(blank=True)
     answer = models.TextField(blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
     variables = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -164,8 +158,13 @@ class WebhookEvent(BaseModel):
         return f"{self.type} {self.id}"
 
 
-class WebhookDelivery(BaseModel, JobFields):
-    """One event to one endpoint: attempted until delivered or given up."""
+class WebhookDelivery(BaseModel, Job):
+    """One event to one endpoint: a job attempted until delivered or given up."""
+
+    RUNNING_STATUSES: ClassVar[frozenset[str]] = frozenset({DeliveryStatus.DELIVERING})
+    TERMINAL_STATUSES: ClassVar[frozenset[str]] = frozenset(
+        {DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED}
+    )
 
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"

@@ -6,8 +6,20 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from apps.tasks.exceptions import ExecutionNotFound, TaskNotFound
-from apps.tasks.models import ScheduledTask, TaskExecution
+from apps.tasks.exceptions import (
+    ExecutionNotFound,
+    TaskNotFound,
+    TriggerNotFound,
+    WebhookDeliveryNotFound,
+    WebhookEndpointNotFound,
+)
+from apps.tasks.models import (
+    InboundTrigger,
+    ScheduledTask,
+    TaskExecution,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from apps.users.actors import Actor
 
 
@@ -48,3 +60,54 @@ def access_execution(*, task: ScheduledTask, execution_id: Any) -> TaskExecution
     if execution is None:
         raise ExecutionNotFound()
     return execution
+
+
+def webhook_endpoint_list(*, actor: Actor) -> QuerySet[WebhookEndpoint]:
+    """The workspace's webhook endpoints, newest first."""
+    return WebhookEndpoint.objects.filter(workspace_id=actor.workspace_id).order_by("-created_at")
+
+
+def access_webhook_endpoint(*, actor: Actor, endpoint_id: Any) -> WebhookEndpoint:
+    """An endpoint of the actor's workspace. Raises WebhookEndpointNotFound."""
+    pk = _uuid(endpoint_id)
+    endpoint = webhook_endpoint_list(actor=actor).filter(pk=pk).first() if pk else None
+    if endpoint is None:
+        raise WebhookEndpointNotFound()
+    return endpoint
+
+
+def webhook_delivery_list(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    """An accessed endpoint's deliveries, newest first."""
+    return (
+        WebhookDelivery.objects.filter(endpoint=endpoint)
+        .select_related("event")
+        .order_by("-created_at")
+    )
+
+
+def access_webhook_delivery(*, endpoint: WebhookEndpoint, delivery_id: Any) -> WebhookDelivery:
+    """One delivery of an accessed endpoint, with its attempts. Raises
+    WebhookDeliveryNotFound."""
+    pk = _uuid(delivery_id)
+    delivery = (
+        webhook_delivery_list(endpoint=endpoint).prefetch_related("log").filter(pk=pk).first()
+        if pk
+        else None
+    )
+    if delivery is None:
+        raise WebhookDeliveryNotFound()
+    return delivery
+
+
+def trigger_list(*, actor: Actor) -> QuerySet[InboundTrigger]:
+    """The workspace's triggers, newest first."""
+    return InboundTrigger.objects.filter(workspace_id=actor.workspace_id).order_by("-created_at")
+
+
+def access_trigger(*, actor: Actor, trigger_id: Any) -> InboundTrigger:
+    """A trigger of the actor's workspace. Raises TriggerNotFound."""
+    pk = _uuid(trigger_id)
+    trigger = trigger_list(actor=actor).filter(pk=pk).first() if pk else None
+    if trigger is None:
+        raise TriggerNotFound()
+    return trigger

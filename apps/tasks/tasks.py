@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.tasks.services import execution_start, tasks_tick
+from apps.tasks.services import execution_start, tasks_tick, webhook_deliver
 
 
 @shared_task(name="tasks.tick")
@@ -15,3 +15,9 @@ def tick() -> int:
 def execute_task(execution_id: str) -> None:
     """Start one execution's run (idempotent: a redelivery finds nothing to claim)."""
     execution_start(execution_id=execution_id)
+
+
+@shared_task(name="tasks.deliver_webhook")
+def deliver_webhook(delivery_id: str) -> None:
+    """One attempt of one webhook delivery (idempotent: only a due, pending one runs)."""
+    webhook_deliver(delivery_id=delivery_id)

@@ -29,13 +29,28 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def tick(clock):
-    """tick(now): the beat scan at `now`. Tests using it are transactional (runs write
-    from their own threads), so what the scan enqueues after commit runs at once (eager
-    Celery: the executions and their runs) before it returns."""
+    """tick(now): the beat tasks at `now` (the stale-job sweep, then the tasks scan).
+    Tests using it are transactional (runs write from their own threads), so what the
+    scan enqueues after commit runs at once (eager Celery: the executions and their
+    runs) before it returns."""
+    from apps.core.jobs import jobs_sweep
     from apps.tasks.services import tasks_tick
 
     def run(now):
         clock.now = now
+        jobs_sweep(now=now)
         return tasks_tick(now=now)
 
     return run
+
+
+@pytest.fixture
+def receiver(allow_loopback, settings):
+    """A real webhook receiver over HTTP (loopback allowed for the outbound guard);
+    attempts time out after 0.5 s."""
+    from tests.tasks.receiver import Receiver
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.5
+    server = Receiver().start()
+    yield server
+    server.stop()

@@ -57,7 +57,7 @@ def test_one_time_task_fires_once_at_its_time(tick, user, workspace, agent, scri
     tick(run_at + timedelta(seconds=5))
 
     execution = TaskExecution.objects.get(task=task)
-    assert execution.status == ExecutionStatus.SUCCEEDED, execution.reason
+    assert execution.status == ExecutionStatus.SUCCEEDED, execution.error_message
     assert execution.due_at == run_at
     assert execution.answer == "All quiet."
     assert execution.prompt == "Report for 2026-03-01."
@@ -158,7 +158,7 @@ def test_missed_runs_skip_policy_records_a_skip(tick, user, workspace, agent, sc
     task = make_task(user, workspace, agent, missed_policy="skip")
     tick(T0 + timedelta(hours=5, minutes=30))
     execution = TaskExecution.objects.get(task=task)
-    assert execution.status == "skipped" and "Missed" in execution.reason
+    assert execution.status == "skipped" and "Missed" in execution.error_message
     assert scripted_llm.requests == []
     task.refresh_from_db()
     assert task.next_run_at == T0 + timedelta(hours=6)
@@ -183,7 +183,7 @@ def test_overlap_skip_policy(tick, user, workspace, agent, scripted_llm):
     tick(T0 + timedelta(hours=1, seconds=1))
     execution = TaskExecution.objects.get(task=task, due_at=T0 + timedelta(hours=1))
     assert execution.status == "skipped"
-    assert execution.reason == "The previous execution was still running."
+    assert execution.error_message == "The previous execution was still running."
     assert scripted_llm.requests == []
 
 
@@ -304,3 +304,48 @@ def test_next_due_and_templates_units():
     )
     assert render_prompt("$missing!", {}) == "!"
     assert render_prompt("${__class__}", {}) == ""
+
+
+def test_worker_lost_on_every_attempt_fails_the_execution(tick, user, workspace, agent):
+    task = make_task(user, workspace, agent, max_retries=0)
+    due = T0 + timedelta(hours=1)
+    lost = _running(task, due)
+    ScheduledTask.objects.filter(id=task.id).update(next_run_at=due + timedelta(hours=1))
+    tick(due + timedelta(minutes=5))
+    lost.refresh_from_db()
+    assert (lost.status, lost.error_code) == ("failed", "worker_lost")
+    task.refresh_from_db()
+    assert task.consecutive_failures == 1
+
+
+def test_two_schedulers_racing_create_each_due_time_once(user, workspace, agent, monkeypatch):
+    """Two schedulers (threads, each with its own database connection: on the production
+    profile two PostgreSQL sessions) scan the same due tasks at the same moment."""
+    import threading
+
+    from django.db import connection
+
+    enqueued = []
+    monkeypatch.setattr("apps.tasks.services.job_enqueue", lambda *a, **k: enqueued.append(a))
+    tasks = [make_task(user, workspace, agent, name=f"t{i}") for i in range(12)]
+    now = T0 + timedelta(hours=1, seconds=1)
+    barrier = threading.Barrier(2)
+    created = []
+
+    def scheduler():
+        try:
+            barrier.wait()
+            for _ in range(3):
+                created.append(tasks_fire_due(now=now))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(created) == len(tasks)
+    for task in tasks:
+        assert TaskExecution.objects.filter(task=task).count() == 1
+    assert len(enqueued) == len(tasks)
