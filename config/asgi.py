@@ -21,3 +21,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded so far lives as long as the process: keep it out of every garbage
+# collection (apps/core/startup.py).
+from apps.core.startup import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

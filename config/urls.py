@@ -17,6 +17,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.providers.api.urls")),
     path("", include("apps.skills.api.urls")),
     path("", include("apps.knowledge.api.urls")),
+    path("", include("apps.files.api.urls")),
     path("", include("apps.agents.api.urls")),
     path("", include("apps.conversations.api.urls")),
     path("", include("apps.tasks.api.urls")),

@@ -1,5 +1,7 @@
 """Tools the run engine provides itself: `current_time`, `calculator` (a safe arithmetic
-evaluator over Python's AST: never eval), and `ask_<agent>` tools that call a sub-agent.
+evaluator over Python's AST: never eval), the conversation's file workspace
+(`file_list`, `file_read`, `file_write`, `file_delete`), `attachment_search` over long
+attached documents, and `ask_<agent>` tools that call a sub-agent.
 
 Every tool here follows apps/core/tools.py: a ToolSpec whose async `execute(args, ctx)`
 returns a ToolResult; a user-visible failure is `ToolResult(is_error=True, ...)`, never an
@@ -18,7 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apps.core.tools import ToolContext, ToolResult, ToolSpec
+from asgiref.sync import sync_to_async
+from django.urls import reverse
+
+from apps.core.exceptions import ApplicationError
+from apps.core.tools import Citation, ToolContext, ToolResult, ToolSpec
+from apps.files import services as files
+from apps.files.models import File
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +272,222 @@ CALCULATOR = ToolSpec(
     ref="builtin:calculator",
 )
 
-BUILTIN_TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (CURRENT_TIME, CALCULATOR)}
+# ---------------------------------------------------------------------------------------
+# the file workspace of the conversation (apps.files; docs/files.md)
+#
+# One workspace per conversation: what an agent writes in a conversation stays with it,
+# is listed, downloaded and deleted by its user through /api/v1/files?origin=agent, and
+# goes with the conversation. Paths are names in the database (bytes are stored under
+# ids), confined by files.workspace_path_clean; sizes and counts by FILES_AGENT_*.
+
+FILE_READ_MAX_CHARS = 50_000
+
+
+def _file_info(file: File) -> dict[str, Any]:
+    return {
+        "file_id": str(file.id),
+        "path": file.path,
+        "size": file.size,
+        "content_type": file.content_type,
+        "url": reverse("file-content", kwargs={"file_id": file.id}),
+    }
+
+
+def _no_conversation() -> ToolResult:
+    return ToolResult(content="File tools work inside a conversation only.", is_error=True)
+
+
+async def _file_list(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    if ctx.conversation_id is None:
+        return _no_conversation()
+    rows = await sync_to_async(files.workspace_files)(conversation_id=ctx.conversation_id)
+    if not rows:
+        return ToolResult(content="The workspace is empty.", data={"files": []})
+    lines = [f"{f.path} ({f.size} bytes)" for f in rows]
+    return ToolResult(content="\n".join(lines), data={"files": [_file_info(f) for f in rows]})
+
+
+async def _file_read(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    if ctx.conversation_id is None:
+        return _no_conversation()
+    offset = args.get("offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        return ToolResult(content="offset is a whole number of characters >= 0.", is_error=True)
+    try:
+        file = await sync_to_async(files.workspace_file)(
+            conversation_id=ctx.conversation_id, path=args.get("path")
+        )
+        data = await sync_to_async(files.file_read_bytes)(file=file)
+    except ApplicationError as exc:
+        return ToolResult(content=exc.message, is_error=True)
+    text = data.decode("utf-8", errors="replace")
+    chunk = text[offset : offset + FILE_READ_MAX_CHARS]
+    more = len(text) - offset - len(chunk)
+    if more > 0:
+        chunk += f"\n[… {more} more characters: read again with offset={offset + len(chunk)}]"
+    return ToolResult(content=chunk, data=_file_info(file))
+
+
+async def _file_write(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    if ctx.conversation_id is None or ctx.user_id is None:
+        return _no_conversation()
+    content = args.get("content")
+    if not isinstance(content, str):
+        return ToolResult(content="Give the content as a string.", is_error=True)
+    try:
+        file = await sync_to_async(files.workspace_write)(
+            workspace_id=ctx.workspace_id,
+            owner_id=ctx.user_id,
+            conversation_id=ctx.conversation_id,
+            path=args.get("path"),
+            content=content,
+        )
+    except ApplicationError as exc:
+        return ToolResult(content=exc.message, is_error=True)
+    info = _file_info(file)
+    return ToolResult(
+        content=f"Wrote {file.path} ({file.size} bytes). File id {file.id}; "
+        f"download: {info['url']}",
+        data={"file": info},
+    )
+
+
+async def _file_delete(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    if ctx.conversation_id is None:
+        return _no_conversation()
+    try:
+        await sync_to_async(files.workspace_delete)(
+            conversation_id=ctx.conversation_id, path=args.get("path")
+        )
+    except ApplicationError as exc:
+        return ToolResult(content=exc.message, is_error=True)
+    return ToolResult(content=f"Deleted {args.get('path')}.")
+
+
+_PATH = {
+    "type": "string",
+    "description": "A relative path in the workspace, e.g. 'notes/summary.md' (no '..').",
+}
+FILE_LIST = ToolSpec(
+    name="file_list",
+    description="List the files of this conversation's file workspace.",
+    parameters={"type": "object", "properties": {}, "additionalProperties": False},
+    source="builtin",
+    execute=_file_list,
+    ref="builtin:file_list",
+)
+FILE_READ = ToolSpec(
+    name="file_read",
+    description=f"Read a text file of the workspace ({FILE_READ_MAX_CHARS} characters at a time).",
+    parameters={
+        "type": "object",
+        "properties": {
+            "path": _PATH,
+            "offset": {"type": "integer", "minimum": 0, "description": "Start character."},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    },
+    source="builtin",
+    execute=_file_read,
+    ref="builtin:file_read",
+)
+FILE_WRITE = ToolSpec(
+    name="file_write",
+    description="Create or replace a text file in the workspace; the user can download it.",
+    parameters={
+        "type": "object",
+        "properties": {"path": _PATH, "content": {"type": "string"}},
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    },
+    source="builtin",
+    execute=_file_write,
+    ref="builtin:file_write",
+)
+FILE_DELETE = ToolSpec(
+    name="file_delete",
+    description="Delete a file of the workspace.",
+    parameters={
+        "type": "object",
+        "properties": {"path": _PATH},
+        "required": ["path"],
+        "additionalProperties": False,
+    },
+    source="builtin",
+    execute=_file_delete,
+    ref="builtin:file_delete",
+)
+
+BUILTIN_TOOLS: dict[str, ToolSpec] = {
+    spec.name: spec
+    for spec in (CURRENT_TIME, CALCULATOR, FILE_LIST, FILE_READ, FILE_WRITE, FILE_DELETE)
+}
+
+
+# ---------------------------------------------------------------------------------------
+# attachment_search (offered when the history has a long attached document)
+
+
+def attachment_search_spec(
+    *, workspace_id: uuid.UUID, documents: Iterable[files.AttachmentContent]
+) -> ToolSpec:
+    """`attachment_search` over the passages of `documents` (attachments of this
+    conversation too long to give inline); its results cite the file and passage."""
+    names = {d.file_id: d.name for d in documents}
+
+    async def execute(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        query = args.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return ToolResult(content="Give a query (a string).", is_error=True)
+        wanted = args.get("file_id")
+        ids = [str(wanted)] if wanted in names else list(names)
+        passages = await sync_to_async(files.attachment_search)(
+            workspace_id=workspace_id, file_ids=ids, query=query
+        )
+        if not passages:
+            return ToolResult(content="Nothing in the attached documents matches.")
+        blocks = [
+            f"[{i}] {p.file_name} (passage {p.position}):\n{p.text}"
+            for i, p in enumerate(passages, 1)
+        ]
+        return ToolResult(
+            content="\n\n".join(blocks),
+            citations=[
+                Citation(
+                    document_id=p.file_id,
+                    document_name=p.file_name,
+                    chunk_id=p.chunk_id,
+                    snippet=p.text[:300],
+                    score=p.score,
+                    position=p.position,
+                )
+                for p in passages
+            ],
+        )
+
+    listing = "; ".join(f"{name} (file_id {file_id})" for file_id, name in names.items())
+    return ToolSpec(
+        name="attachment_search",
+        description="Search the long documents attached to this conversation and get the "
+        f"passages that match: {listing[:800]}",
+        parameters={
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "What to look for."},
+                "file_id": {
+                    "type": "string",
+                    "enum": list(names),
+                    "description": "Only this document (default: all of them).",
+                },
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        source="builtin",
+        execute=execute,
+        ref="builtin:attachment_search",
+    )
 
 
 def builtin_tool_specs(names: Iterable[str]) -> list[ToolSpec]:

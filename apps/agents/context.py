@@ -25,11 +25,20 @@ MESSAGE_OVERHEAD_TOKENS plus its text, IMAGE_TOKENS per image part, and its tool
 Other models' tokenizers differ by some percent: SAFETY_MARGIN covers that.
 """
 
+import asyncio
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
+from apps.files.choices import PARSE_WAITING, FileKind, ParseStatus
+from apps.files.exceptions import AttachmentUnreadable
+from apps.files.services import AttachmentContent, attachment_contents
+from apps.files.services import limit as files_limit
 from apps.providers.tokens import count_text
 
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -314,3 +323,128 @@ def summary_content(summary: str, latest_user_content: Any) -> str | list[dict[s
     if isinstance(latest_user_content, list):
         return [{"type": "text", "text": head}, *latest_user_content]
     return head + content_text(latest_user_content)
+
+
+# --- attachments -------------------------------------------------------------------------
+#
+# A user message may carry `attachments` (files uploaded through the files API, checked
+# when the message was sent). Each turn, before anything is counted, such a message is
+# given to the model as content parts: its text, then per file
+#  - an image: an image part (a data: URL), when the model has vision;
+#  - a document of at most FILES_INLINE_MAX_CHARS characters: its extracted text;
+#  - a longer document: a note with a short preview, and the `attachment_search` tool
+#    (apps.agents.builtin_tools) over the conversation's passages of that file.
+# Documents are parsed by the worker; the latest message's waits for them up to
+# FILES_PARSE_WAIT_SECONDS, and one that cannot be read fails the run with
+# `attachment_unreadable` (an earlier message's failure is only noted).
+
+ATTACHMENT_POLL_SECONDS = 0.2
+
+
+def attachment_ids(message: dict[str, Any]) -> list[str]:
+    return [
+        str(item["file_id"])
+        for item in message.get("attachments") or ()
+        if isinstance(item, dict) and item.get("file_id")
+    ]
+
+
+def _as_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, list):
+        return list(content)
+    text = content_text(content)
+    return [{"type": "text", "text": text}] if text else []
+
+
+def attachment_parts(
+    message: dict[str, Any], contents: dict[str, AttachmentContent], *, vision: bool
+) -> list[dict[str, Any]]:
+    """The content parts of a user message with its attachments (see above)."""
+    parts = _as_parts(message.get("content"))
+    for file_id in attachment_ids(message):
+        item = contents.get(file_id)
+        if item is None or item.missing:
+            parts.append({"type": "text", "text": "[An attached file was deleted since.]"})
+        elif item.kind == FileKind.IMAGE:
+            if vision:
+                parts.append({"type": "image_url", "image_url": {"url": item.image_url}})
+            else:
+                parts.append(
+                    {
+                        "type": "text",
+                        "text": f"[Attached image {item.name}: not shown, the model "
+                        "does not accept images.]",
+                    }
+                )
+        elif item.status != ParseStatus.READY:
+            reason = item.error or "it is still being read"
+            parts.append(
+                {"type": "text", "text": f"[Attached file {item.name} could not be read: {reason}]"}
+            )
+        elif item.inline:
+            parts.append(
+                {
+                    "type": "text",
+                    "text": f'<attachment file_id="{file_id}" name="{item.name}">\n'
+                    f"{item.text}\n</attachment>",
+                }
+            )
+        else:
+            parts.append(
+                {
+                    "type": "text",
+                    "text": f'<attachment file_id="{file_id}" name="{item.name}" '
+                    f'characters="{item.chars}">\nThis document is too long to include. '
+                    "Search it with the attachment_search tool (cite what you use). "
+                    f"It begins:\n{item.text}\n</attachment>",
+                }
+            )
+    return parts
+
+
+async def with_attachments(
+    history: list[dict[str, Any]],
+    *,
+    workspace_id: uuid.UUID,
+    vision: bool,
+) -> tuple[list[dict[str, Any]], list[AttachmentContent]]:
+    """`history` with every message that has attachments given as content parts (new
+    dicts; the others unchanged), and the long documents the `attachment_search` tool
+    covers. Raises AttachmentUnreadable when a file of the latest user message failed
+    to parse or is still unread after FILES_PARSE_WAIT_SECONDS."""
+    ids = [file_id for message in history for file_id in attachment_ids(message)]
+    if not ids:
+        return history, []
+    latest = latest_user_index(history)
+    current = set(attachment_ids(history[latest])) if latest >= 0 else set()
+    wait_seconds = float(files_limit("FILES_PARSE_WAIT_SECONDS"))
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        contents = await sync_to_async(attachment_contents)(
+            workspace_id=workspace_id, file_ids=list(dict.fromkeys(ids))
+        )
+        waiting = [c for i, c in contents.items() if i in current and c.status in PARSE_WAITING]
+        if not waiting:
+            break
+        if time.monotonic() >= deadline:
+            raise AttachmentUnreadable(
+                f"{waiting[0].name} was still being read after {wait_seconds:g} seconds; "
+                "send the message again later."
+            )
+        await asyncio.sleep(ATTACHMENT_POLL_SECONDS)
+    for file_id in current:
+        item = contents[file_id]
+        if item.status == ParseStatus.FAILED:
+            raise AttachmentUnreadable(f"{item.name} could not be read: {item.error}")
+    out = [
+        {**message, "content": attachment_parts(message, contents, vision=vision)}
+        if attachment_ids(message)
+        else message
+        for message in history
+    ]
+    long_documents = [
+        c
+        for c in contents.values()
+        if c.kind == FileKind.DOCUMENT and c.status == ParseStatus.READY and not c.inline
+    ]
+    return out, long_documents

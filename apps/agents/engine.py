@@ -35,7 +35,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.agents import context as ctx
-from apps.agents.builtin_tools import SubAgentInfo, builtin_tool_specs, subagent_tool_specs
+from apps.agents.builtin_tools import (
+    SubAgentInfo,
+    attachment_search_spec,
+    builtin_tool_specs,
+    subagent_tool_specs,
+)
 from apps.agents.engine_types import AgentSnapshot, RunHooks, TurnOutcome
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
@@ -44,6 +49,7 @@ from apps.core.events import EventType
 from apps.core.exceptions import ApplicationError
 from apps.core.tools import Citation, ToolContext, ToolResult, ToolSpec
 from apps.knowledge.selectors import knowledge_tool_specs
+from apps.providers.choices import Capability
 from apps.providers.exceptions import ProviderError
 from apps.providers.services import amodel_info, chat_complete, chat_stream
 from apps.providers.types import (
@@ -535,7 +541,17 @@ class _Turn:
         self.model = await amodel_info(
             workspace_id=agent.workspace_id, model_id=agent.model_id, kind="chat"
         )
+        # Attached files become content parts (apps/agents/context.py, docs/files.md).
+        history, long_documents = await ctx.with_attachments(
+            self.history,
+            workspace_id=agent.workspace_id,
+            vision=Capability.VISION in self.model.capabilities,
+        )
         specs, skills_text = await self._gather_tools()
+        if long_documents:
+            specs.append(
+                attachment_search_spec(workspace_id=agent.workspace_id, documents=long_documents)
+            )
         for spec in specs:
             name = spec.name
             counter = 2
@@ -552,7 +568,7 @@ class _Turn:
         ]
         parts = [agent.system_prompt.strip(), *extra, skills_text.strip()]
         self.system_prompt = "\n\n".join(part for part in parts if part)
-        self.work = ctx.normalize_history([m for m in self.history if m.get("role") != "system"])
+        self.work = ctx.normalize_history([m for m in history if m.get("role") != "system"])
         self.budget = ctx.input_budget(
             context_window=self.model.context_window,
             max_output_tokens=self.model.max_output_tokens,

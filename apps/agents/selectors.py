@@ -8,7 +8,7 @@ and the `members`-visible ones granted to them. Anything else is 404, never 403.
 import uuid
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 
 from apps.agents.choices import GrantPermission, Visibility
 from apps.agents.engine_types import AgentSnapshot
@@ -56,6 +56,40 @@ def agent_list(*, actor: Actor, archived: bool = False, search: str = "") -> Que
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return qs.select_related("created_by")
+
+
+# The referenced ids of an agent, by key of its serializer field.
+REFERENCE_FIELDS = ("tool_ids", "skill_version_ids", "knowledge_base_ids", "subagent_ids")
+
+
+def agents_reference_ids(*, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
+    """The tools, skill versions, knowledge bases and sub-agents each agent references
+    (ids as sorted strings), in one query over the four link tables: no model instances
+    and no prefetch caches pointing back at the agents."""
+    links = [
+        (Agent.tools.through, "tool_id"),
+        (Agent.skill_versions.through, "skillversion_id"),
+        (Agent.knowledge_bases.through, "knowledgebase_id"),
+        (Agent.subagents.through, "to_agent_id"),
+    ]
+    agent_column = {0: "agent_id", 1: "agent_id", 2: "agent_id", 3: "from_agent_id"}
+    queries = [
+        through._default_manager.filter(**{f"{agent_column[index]}__in": agent_ids})
+        .annotate(kind=Value(index, output_field=IntegerField()))
+        .values_list("kind", agent_column[index], target)
+        for index, (through, target) in enumerate(links)
+    ]
+    found: dict[uuid.UUID, dict[str, list[str]]] = {
+        agent_id: {name: [] for name in REFERENCE_FIELDS} for agent_id in agent_ids
+    }
+    if not agent_ids:
+        return found
+    for kind, agent_id, target_id in queries[0].union(*queries[1:], all=True):
+        found[agent_id][REFERENCE_FIELDS[kind]].append(str(target_id))
+    for references in found.values():
+        for ids in references.values():
+            ids.sort()
+    return found
 
 
 def agents_usable_by(*, actor: Actor) -> QuerySet[Agent]:

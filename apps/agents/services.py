@@ -45,11 +45,13 @@ from apps.agents.selectors import (
 from apps.core.exceptions import ErrorDetail, PermissionDenied, ValidationFailed
 from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_heartbeat
 from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.files.exceptions import ModelWithoutVision
+from apps.files.services import attachments_prepare
 from apps.knowledge.models import KnowledgeBase
-from apps.providers.choices import ModelKind
+from apps.providers.choices import Capability, ModelKind
 from apps.providers.exceptions import ProviderError
 from apps.providers.models import ProviderModel
-from apps.providers.services import chat_complete
+from apps.providers.services import chat_complete, model_info
 from apps.providers.types import UsageContext
 from apps.skills.models import SkillVersion, Tool
 from apps.users.actors import Actor
@@ -889,3 +891,49 @@ def agent_job_run(*, job_id: uuid.UUID | str) -> AgentJob | None:
         agent_job_finish(job_id=job.pk, status=AgentJobStatus.SUCCEEDED, result=result)
     job.refresh_from_db()
     return job
+
+
+# --- what a message gives the agent (files: attachments, images) --------------------------
+
+
+def agent_accepts_images(*, agent: Agent) -> bool:
+    """Whether the agent's model (else the workspace's default chat model) has the
+    vision capability (set by the capability probe or the operator). True when no model
+    resolves: the run then fails with its own clear error."""
+    try:
+        info = model_info(workspace_id=agent.workspace_id, model_id=agent.model_id, kind="chat")
+    except ProviderError:
+        return True
+    return Capability.VISION in info.capabilities
+
+
+def message_inputs_prepare(
+    *,
+    actor: Actor,
+    agent: Agent,
+    conversation_id: uuid.UUID,
+    content: Any,
+    attachments: Sequence[Any],
+) -> list[dict[str, Any]]:
+    """Check what a user message gives `agent`: image parts in `content` and attached
+    files (apps.files). Returns the attachments the message stores. Raises
+    ModelWithoutVision (400) for an image the model cannot see, ValidationFailed for a
+    bad attachment."""
+    has_image_part = isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "image_url" for part in content
+    )
+    if not has_image_part and not attachments:
+        return []
+    accepts_images = agent_accepts_images(agent=agent)
+    if has_image_part and not accepts_images:
+        raise ModelWithoutVision(
+            "The message has an image and the agent's model does not accept images "
+            "(no vision capability).",
+            field="content",
+        )
+    return attachments_prepare(
+        actor=actor,
+        attachments=list(attachments),
+        accepts_images=accepts_images,
+        conversation_id=conversation_id,
+    )

@@ -127,6 +127,8 @@ def message_as_openai(m: Message) -> dict[str, Any]:
         out["name"] = m.name
     if m.metadata:
         out["metadata"] = m.metadata
+    if m.attachments:  # files the engine gives the model (apps.agents.context)
+        out["attachments"] = m.attachments
     return out
 
 
@@ -144,7 +146,16 @@ def history_sync(conversation_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = list(
         Message.objects.filter(conversation_id=conversation_id, superseded_at__isnull=True)
         .order_by("seq")
-        .only("role", "content", "tool_calls", "tool_call_id", "name", "metadata", "seq")
+        .only(
+            "role",
+            "content",
+            "tool_calls",
+            "tool_call_id",
+            "name",
+            "metadata",
+            "seq",
+            "attachments",
+        )
     )
     start = 0
     for i, m in enumerate(rows):

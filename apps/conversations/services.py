@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.agents.services import message_inputs_prepare
 from apps.conversations import runner
 from apps.conversations.choices import (
     ACTIVE_STATUSES,
@@ -39,6 +40,7 @@ from apps.conversations.models import (
 )
 from apps.core.events import EventType
 from apps.core.exceptions import ValidationFailed
+from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
 from apps.users.choices import Role as MemberRole
 
@@ -81,7 +83,9 @@ def conversation_delete(*, conversation: Conversation) -> None:
     asked to stop first."""
     for run in Run.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES):
         runner.request_cancel_local(run.id)
-    conversation.delete()
+    with transaction.atomic():
+        files_delete_for_conversation(conversation_id=conversation.id)
+        conversation.delete()
 
 
 def interrupt_stale_runs_of(*, conversation: Conversation) -> None:
@@ -142,6 +146,13 @@ def message_send(
     subscribes."""
     actor.require_role(MemberRole.VIEWER)
     content = _validate_content(content)
+    attachments = message_inputs_prepare(
+        actor=actor,
+        agent=conversation.agent,
+        conversation_id=conversation.id,
+        content=content,
+        attachments=attachments or [],
+    )
     _interrupt_stale(conversation)
     with transaction.atomic():
         locked = (

@@ -1,4 +1,5 @@
-"""Middleware of the API contract: request ids, body limits, rate-limit headers.
+"""Middleware of the API contract: request ids, body limits, rate-limit headers, and
+static files.
 
 Each one works in both sync and async mode so that streaming responses served by the ASGI
 server never hop to a thread just to pass through here.
@@ -12,6 +13,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from apps.core.api.errors import error_response
 from apps.core.api.ratelimit import RateState, anonymous_rate_state
@@ -114,3 +116,36 @@ class RateLimitHeadersMiddleware(_Middleware):
         response["X-RateLimit-Remaining"] = str(state.remaining)
         response["X-RateLimit-Reset"] = str(state.reset)
         return response
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
+    """WhiteNoise, usable in an async middleware chain.
+
+    WhiteNoise's own middleware is sync-only, so under ASGI Django ran every request
+    through a thread and back just to pass it (twice across the sync/async boundary per
+    request). Serving a static file touches no database and reads the file lazily, so it
+    is done inline in either mode; every other request goes straight on.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse, *args: Any, **kwargs: Any) -> None:
+        super().__init__(get_response, *args, **kwargs)
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.autorefresh:
+            static_file = self.find_file(request.path_info)
+        else:
+            static_file = self.files.get(request.path_info)
+        if static_file is None:
+            return self.get_response(request)
+        response = self.serve(static_file, request)
+        return _resolved(response) if self._async else response
+
+
+async def _resolved(response: HttpResponseBase) -> HttpResponseBase:
+    return response

@@ -803,3 +803,25 @@ def documents_recover(*, now: Any = None) -> int:
         )
         ingest_document.delay(str(document.id), document.generation)
     return len(documents)
+
+
+# --- parsing for other apps (files: chat attachments) ------------------------------------
+# The parsers and the chunker are knowledge's; these three functions are what other apps
+# use of them (the import contract lets them reach services, not parsing/chunking).
+
+
+def document_kind(*, name: str, data: bytes, content_type: str = "") -> str:
+    """The document type of `data` (a FileKind value) by its content. Raises
+    UnsupportedFileType or EmptyDocument for what the parsers cannot read."""
+    return str(sniff(name=name, data=data, content_type=content_type).kind)
+
+
+def document_text(*, kind: str, data: bytes) -> str:
+    """The text of a document of `kind`. Raises ParseError with a message a user can read."""
+    return extract_text(kind=kind, data=data)
+
+
+def text_passages(*, text: str, size: int = 400, overlap: int = 40) -> list[str]:
+    """`text` cut into passages of about `size` tokens (headings start new passages)."""
+    drafts = split_text(text=text, size=size, overlap=overlap, by_headings=True)
+    return [draft.content for draft in drafts]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.skills",
     "apps.knowledge",
+    "apps.files",
     "apps.agents",
     "apps.conversations",
     "apps.tasks",
@@ -58,7 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -200,9 +202,44 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+
+# --- File storage (apps/files; docs/deploy.md) -------------------------------------------
+# "files" holds uploads, attachments and agent workspace files. FILES_STORAGE=local (the
+# default: FILES_ROOT on this machine) or s3 (any S3-compatible object store through
+# django-storages: AWS S3, MinIO, Ceph, R2 ...).
+FILES_STORAGE = env.str("FILES_STORAGE", default="local")
+FILES_ROOT = Path(env.str("FILES_ROOT", default=str(VAR_DIR / "files")))
+
+
+def files_storage_config(kind: str) -> dict[str, Any]:
+    """The STORAGES entry of the "files" storage for FILES_STORAGE=`kind`."""
+    if kind == "s3":
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env.str("FILES_S3_BUCKET"),
+                "endpoint_url": env.str("FILES_S3_ENDPOINT_URL", default="") or None,
+                "region_name": env.str("FILES_S3_REGION", default="") or None,
+                "access_key": env.str("FILES_S3_ACCESS_KEY_ID", default="") or None,
+                "secret_key": env.str("FILES_S3_SECRET_ACCESS_KEY", default="") or None,
+                "location": env.str("FILES_S3_PREFIX", default=""),
+                "default_acl": None,
+                "querystring_auth": True,
+                "file_overwrite": False,
+            },
+        }
+    if kind != "local":
+        raise ImproperlyConfigured(f"FILES_STORAGE is 'local' or 's3', not {kind!r}.")
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(FILES_ROOT), "base_url": None},
+    }
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "files": files_storage_config(FILES_STORAGE),
 }
 
 # --- Request limits -------------------------------------------------------------------
@@ -328,6 +365,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
     "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
+    "files.recover_parses": {"task": "files.recover_parses", "schedule": 60},
     "conversations.interrupt_stale_runs": {
         "task": "conversations.interrupt_stale_runs",
         "schedule": 60,

@@ -1,7 +1,7 @@
 """Test settings: the embedded profile unless DATABASE_URL / REDIS_URL select production."""
 
 from .base import *
-from .base import env
+from .base import env, files_storage_config
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
@@ -11,6 +11,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # tests/files/conftest.py points it at a per-test directory or the S3 test server.
+    "files": files_storage_config("local"),
 }
 ALLOWED_HOSTS = ["*"]
 

@@ -196,21 +196,29 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _references(self, obj: Agent, name: str, manager: Any) -> list[str]:
+        """From the context's `references` (agents_reference_ids: one query for a page)
+        when the view read them, else from the agent's (prefetched) relation."""
+        references = self.context.get("references")
+        if references is not None and obj.pk in references:
+            return list(references[obj.pk][name])
+        return _ids(manager)
+
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_tool_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.tools)
+        return self._references(obj, "tool_ids", obj.tools)
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_skill_version_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.skill_versions)
+        return self._references(obj, "skill_version_ids", obj.skill_versions)
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_knowledge_base_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.knowledge_bases)
+        return self._references(obj, "knowledge_base_ids", obj.knowledge_bases)
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_subagent_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.subagents)
+        return self._references(obj, "subagent_ids", obj.subagents)
 
     @extend_schema_field(AgentPermissionsSerializer)
     def get_permissions(self, obj: Agent) -> dict[str, bool]:

@@ -1,0 +1,15 @@
+from django.contrib import admin
+
+from apps.files.models import File
+
+
+@admin.register(File)
+class FileAdmin(admin.ModelAdmin):
+    list_display = ("name", "path", "origin", "kind", "size", "parse_status", "workspace", "owner")
+    list_filter = ("origin", "kind", "parse_status")
+    search_fields = ("name", "path", "sha256")
+    readonly_fields = [f.name for f in File._meta.fields if f.name != "text"]
+    exclude = ("text",)
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
