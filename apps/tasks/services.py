@@ -29,7 +29,7 @@ from apps.conversations.choices import TERMINAL_STATUSES, RunStatus
 from apps.conversations.exceptions import RunNotCancellable
 from apps.conversations.models import Conversation, Run
 from apps.conversations.services import conversation_create, message_send, run_cancel
-from apps.core.exceptions import PayloadTooLarge, ValidationFailed
+from apps.core.exceptions import ApplicationError, PayloadTooLarge, ValidationFailed
 from apps.core.jobs import (
     JobKind,
     job_claim,
@@ -439,14 +439,22 @@ def execution_start(*, execution_id: uuid.UUID | str, now: datetime | None = Non
         )
         return
     prompt = render_prompt(task.prompt_template, _variables(execution, now=now))
-    conversation = _conversation_for(task, actor=actor, due=execution.due_at)
-    TaskExecution.objects.filter(id=execution.id).update(conversation=conversation, prompt=prompt)
-    # message_send commits the run and dispatches it (to a worker: background=True). The
-    # execution names its run right after; a crash in between is caught by the sweep
-    # (a running execution without a run and without a heartbeat is retried).
-    run = message_send(
-        actor=actor, conversation=conversation, content=prompt.strip() or "-", background=True
-    )
+    try:
+        conversation = _conversation_for(task, actor=actor, due=execution.due_at)
+        TaskExecution.objects.filter(id=execution.id).update(
+            conversation=conversation, prompt=prompt
+        )
+        # message_send commits the run and dispatches it (to a worker: background=True).
+        # The execution names its run right after; a crash in between is caught by the
+        # stale sweep (a running execution without a run nor a heartbeat is retried).
+        run = message_send(
+            actor=actor, conversation=conversation, content=prompt.strip() or "-", background=True
+        )
+    except ApplicationError as exc:  # refused by the run service: a readable failure
+        _execution_finish(
+            execution, status=ExecutionStatus.FAILED, code=exc.code, reason=exc.message, now=now
+        )
+        return
     job_heartbeat(TaskExecution, execution.id, run=run)
     execution.refresh_from_db()
     execution_settle(execution=execution, now=now)
