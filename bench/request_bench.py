@@ -346,7 +346,7 @@ def _profile(args: argparse.Namespace, seed: dict[str, Any]) -> None:
     for name, call in kinds.items():
         for i in range(20):
             call(-i - 1)
-        profiler = Profiler(interval=0.0002)
+        profiler = Profiler(interval=0.001)
         profiler.start()
         t0 = time.perf_counter()
         for i in range(n):

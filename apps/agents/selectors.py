@@ -8,7 +8,8 @@ and the `members`-visible ones granted to them. Anything else is 404, never 403.
 import uuid
 from typing import Any
 
-from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.agents.choices import GrantPermission, Visibility
 from apps.agents.engine_types import AgentSnapshot
@@ -62,30 +63,50 @@ def agent_list(*, actor: Actor, archived: bool = False, search: str = "") -> Que
 REFERENCE_FIELDS = ("tool_ids", "skill_version_ids", "knowledge_base_ids", "subagent_ids")
 
 
+def _reference_links() -> list[tuple[str, str, str]]:
+    """(table, agent column, target column) of the four link tables, in REFERENCE_FIELDS
+    order."""
+    links = []
+    for relation in (Agent.tools, Agent.skill_versions, Agent.knowledge_bases, Agent.subagents):
+        field = relation.field
+        links.append(
+            (
+                field.remote_field.through._meta.db_table,  # type: ignore[union-attr]
+                field.m2m_column_name(),
+                field.m2m_reverse_name(),
+            )
+        )
+    return links
+
+
 def agents_reference_ids(*, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
     """The tools, skill versions, knowledge bases and sub-agents each agent references
-    (ids as sorted strings), in one query over the four link tables: no model instances
-    and no prefetch caches pointing back at the agents."""
-    links = [
-        (Agent.tools.through, "tool_id"),
-        (Agent.skill_versions.through, "skillversion_id"),
-        (Agent.knowledge_bases.through, "knowledgebase_id"),
-        (Agent.subagents.through, "to_agent_id"),
-    ]
-    agent_column = {0: "agent_id", 1: "agent_id", 2: "agent_id", 3: "from_agent_id"}
-    queries = [
-        through._default_manager.filter(**{f"{agent_column[index]}__in": agent_ids})
-        .annotate(kind=Value(index, output_field=IntegerField()))
-        .values_list("kind", agent_column[index], target)
-        for index, (through, target) in enumerate(links)
-    ]
+    (ids as sorted strings), in one query over the four link tables: no model instances,
+    no query building per request and no prefetch caches pointing back at the agents."""
     found: dict[uuid.UUID, dict[str, list[str]]] = {
         agent_id: {name: [] for name in REFERENCE_FIELDS} for agent_id in agent_ids
     }
     if not agent_ids:
         return found
-    for kind, agent_id, target_id in queries[0].union(*queries[1:], all=True):
-        found[agent_id][REFERENCE_FIELDS[kind]].append(str(target_id))
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(agent_ids))
+    sql = " UNION ALL ".join(
+        # Table and column names come from the models; the ids are bound parameters.
+        f"SELECT {kind}, {quote(source)}, {quote(target)} FROM {quote(table)}"  # noqa: S608
+        f" WHERE {quote(source)} IN ({marks})"
+        for kind, (table, source, target) in enumerate(_reference_links())
+    )
+    pk = Agent._meta.pk
+    assert pk is not None
+    params = [pk.get_db_prep_value(agent_id, connection) for agent_id in agent_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params * len(REFERENCE_FIELDS))
+        rows = cursor.fetchall()
+    for kind, agent_id, target_id in rows:
+        # SQLite returns the hex text of a UUID, PostgreSQL a UUID.
+        agent_key = agent_id if isinstance(agent_id, uuid.UUID) else uuid.UUID(agent_id)
+        target = target_id if isinstance(target_id, uuid.UUID) else uuid.UUID(target_id)
+        found[agent_key][REFERENCE_FIELDS[kind]].append(str(target))
     for references in found.values():
         for ids in references.values():
             ids.sort()
@@ -258,3 +279,9 @@ def access_agent_job(*, actor: Actor, job_id: uuid.UUID) -> AgentJob:
     if job is None:
         raise AgentJobNotFound()
     return job
+
+
+def agent_usage_labels(agent_ids: list[Any]) -> dict[Any, str]:
+    """{agent id: name} for usage groups (registered with providers' usage summary).
+    Agents deleted since keep no name: their groups fall back to the id."""
+    return dict(Agent.objects.filter(pk__in=agent_ids).values_list("pk", "name"))

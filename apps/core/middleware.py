@@ -118,6 +118,28 @@ class RateLimitHeadersMiddleware(_Middleware):
         return response
 
 
+class ApiHtmlErrorMiddleware(_Middleware):
+    """Under /api/, an error page rendered by Django itself (with DEBUG on: the technical
+    404 and 500 pages; a CSRF failure) becomes the JSON error envelope, so API clients
+    never receive HTML, in any profile."""
+
+    CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if (
+            response.status_code < 400
+            or not is_api_path(request.path)
+            or not response.get("Content-Type", "").startswith("text/html")
+        ):
+            return response
+        status = response.status_code
+        if status >= 500:
+            return error_response(request, status, "internal_error", "An internal error occurred.")
+        code = self.CODES.get(status, "error")
+        message = "No such endpoint." if status == 404 else "The request was refused."
+        return error_response(request, status, code, message)
+
+
 class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
     """WhiteNoise, usable in an async middleware chain.
 

@@ -5,8 +5,8 @@ from apps.files.models import File
 
 @admin.register(File)
 class FileAdmin(admin.ModelAdmin):
-    list_display = ("name", "path", "origin", "kind", "size", "parse_status", "workspace", "owner")
-    list_filter = ("origin", "kind", "parse_status")
+    list_display = ("name", "path", "origin", "kind", "size", "status", "workspace", "owner")
+    list_filter = ("origin", "kind", "status")
     search_fields = ("name", "path", "sha256")
     readonly_fields = [f.name for f in File._meta.fields if f.name != "text"]
     exclude = ("text",)

@@ -1,14 +1,20 @@
 from django.conf import settings
 from django.db import models
 
+from apps.core.jobs import Job
 from apps.core.models import BaseModel
 from apps.files.choices import FileKind, FileOrigin, ParseStatus
 
 
-class File(BaseModel):
+class File(BaseModel, Job):
     """A file of a workspace: uploaded by a user, or written by an agent into the file
     workspace of a conversation. The bytes live in the "files" storage under
-    `storage_key`; this row is everything else."""
+    `storage_key`; this row is everything else. A document's parse is a job of the core
+    lifecycle (apps/core/jobs.py): `status` is its parse status (`none` for a file that
+    is not a document), `error_message` why it failed."""
+
+    RUNNING_STATUSES = frozenset({ParseStatus.PROCESSING})
+    TERMINAL_STATUSES = frozenset({ParseStatus.READY, ParseStatus.FAILED})
 
     workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="files")
     owner = models.ForeignKey(
@@ -27,12 +33,7 @@ class File(BaseModel):
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
     storage_key = models.CharField(max_length=300, unique=True)
-    parse_status = models.CharField(
-        max_length=12, choices=ParseStatus.choices, default=ParseStatus.NONE
-    )
-    parse_error = models.TextField(blank=True)
-    parse_attempts = models.PositiveSmallIntegerField(default=0)
-    parse_started_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=ParseStatus.choices, default=ParseStatus.NONE)
     text = models.TextField(blank=True)  # the extracted text of a document
 
     class Meta:

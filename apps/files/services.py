@@ -25,11 +25,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import transaction
-from django.db.models import F, Q, Sum
-from django.utils import timezone
+from django.db.models import Q, Sum
 
 from apps.core.exceptions import ValidationFailed
-from apps.files.choices import PARSE_WAITING, FileKind, FileOrigin, ParseStatus
+from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_release
+from apps.files.choices import FileKind, FileOrigin, ParseStatus
 from apps.files.exceptions import (
     FileNotFound,
     FileTooLarge,
@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     "FILES_MAX_TEXT_CHARS": 2_000_000,  # text kept of one document
     "FILES_PARSE_MAX_ATTEMPTS": 3,
     "FILES_PARSE_STALE_SECONDS": 5 * 60,
+    # A parse runs in one blocking child process (no heartbeat), limited by the knowledge
+    # parser's KNOWLEDGE_PARSE_TIMEOUT_SECONDS (120): stale only well after that.
+    "FILES_PARSE_RUNNING_STALE_SECONDS": 3 * 60,
     "FILES_PARSE_WAIT_SECONDS": 60,  # a run waits this long for its attachments' text
     "FILES_AGENT_MAX_FILE_BYTES": 1024 * 1024,
     "FILES_AGENT_MAX_FILES": 100,
@@ -156,7 +159,7 @@ def _store(*, workspace_id: uuid.UUID, file_id: uuid.UUID, data: bytes) -> str:
 def file_upload(*, actor: Actor, name: str, data: bytes, declared_type: str = "") -> File:
     """Store an uploaded file of the actor (member role) in their workspace. Raises
     FileTooLarge, WorkspaceStorageFull, ValidationFailed (empty). A document is parsed
-    by the worker after commit (parse_status pending -> ready | failed)."""
+    by the worker after commit (status pending -> ready | failed)."""
     actor.require_role(Role.MEMBER)
     max_bytes = int(limit("FILES_MAX_FILE_BYTES"))
     if len(data) > max_bytes:
@@ -211,7 +214,7 @@ def _create(
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
                 storage_key=key,
-                parse_status=_initial_status(sniffed, text),
+                status=_initial_status(sniffed, text),
                 text=text or "",
             )
             if text is not None:
@@ -219,7 +222,7 @@ def _create(
         except Exception:
             files_storage().delete(key)
             raise
-    if file.parse_status == ParseStatus.PENDING:
+    if file.status == ParseStatus.PENDING:
         _enqueue_parse(file.id)
     return file
 
@@ -239,10 +242,7 @@ def _index(*, file_id: uuid.UUID, text: str) -> None:
 
 
 def _enqueue_parse(file_id: uuid.UUID) -> None:
-    # Celery tasks are the app's entry points; services only schedule them (after commit).
-    from apps.files.tasks import parse_file  # tasks imports services: a cycle at import
-
-    transaction.on_commit(lambda: parse_file.delay(str(file_id)))
+    job_enqueue("files.parse", str(file_id))  # after commit
 
 
 def file_delete(*, actor: Actor, file: File) -> None:
@@ -271,18 +271,14 @@ def file_read_bytes(*, file: File) -> bytes:
 
 def file_parse(*, file_id: uuid.UUID) -> str:
     """Extract a document's text and index its passages, in a child process limited in
-    time and memory. Claimed by a conditional UPDATE (pending -> processing), so a
-    duplicate delivery does nothing; ends `ready` or `failed` with a readable reason.
-    Returns the final status (or "" when there was nothing to do)."""
-    now = timezone.now()
-    claimed = File.objects.filter(id=file_id, parse_status=ParseStatus.PENDING).update(
-        parse_status=ParseStatus.PROCESSING,
-        parse_started_at=now,
-        parse_attempts=F("parse_attempts") + 1,
-    )
-    if not claimed:
+    time and memory. A job (apps/core/jobs.py): claimed pending -> processing by one
+    conditional UPDATE, so a duplicate delivery does nothing; ends `ready`, or `failed`
+    with a readable reason. Returns the final status ("" when there was nothing to do)."""
+    if not job_claim(
+        File, file_id, from_statuses=[ParseStatus.PENDING], status=ParseStatus.PROCESSING
+    ):
         return ""
-    file = File.objects.get(id=file_id)
+    file = File.objects.defer("text").get(id=file_id)
     try:
         data = file_read_bytes(file=file)
         sniffed = sniff(name=file.name, data=data, declared_type=file.content_type)
@@ -295,42 +291,59 @@ def file_parse(*, file_id: uuid.UUID) -> str:
         passages = text_passages(text=text)
     except (ParseError, OSError) as exc:
         reason = str(exc) if isinstance(exc, ParseError) else "The file could not be read."
-        File.objects.filter(id=file_id, parse_status=ParseStatus.PROCESSING).update(
-            parse_status=ParseStatus.FAILED, parse_error=reason[:2000], text=""
-        )
+        job_finish(File, file_id, status=ParseStatus.FAILED, code="parse_failed", reason=reason)
         return ParseStatus.FAILED
     with transaction.atomic():
-        updated = File.objects.filter(id=file_id, parse_status=ParseStatus.PROCESSING).update(
-            parse_status=ParseStatus.READY, parse_error="", text=text
+        if not job_finish(File, file_id, status=ParseStatus.READY, text=text):
+            return ""  # deleted, or swept meanwhile
+        FileChunk.objects.filter(file_id=file_id).delete()
+        FileChunk.objects.bulk_create(
+            FileChunk(file_id=file_id, position=i, text=p) for i, p in enumerate(passages)
         )
-        if updated:
-            FileChunk.objects.filter(file_id=file_id).delete()
-            FileChunk.objects.bulk_create(
-                FileChunk(file_id=file_id, position=i, text=p) for i, p in enumerate(passages)
-            )
-    return ParseStatus.READY if updated else ""
+    return ParseStatus.READY
 
 
-def files_recover_parses(*, now: Any = None) -> int:
-    """Requeue documents whose parse was lost (worker died, task dropped) after
-    FILES_PARSE_STALE_SECONDS; those out of attempts end failed. Run by beat."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=int(limit("FILES_PARSE_STALE_SECONDS")))
-    waiting = File.objects.filter(parse_status__in=PARSE_WAITING).filter(
-        Q(parse_started_at__lt=stale) | Q(parse_started_at__isnull=True, updated_at__lt=stale)
+def _parse_stale_after() -> timedelta:
+    return timedelta(seconds=int(limit("FILES_PARSE_RUNNING_STALE_SECONDS")))
+
+
+def _parse_queue_lost_after() -> timedelta:
+    return timedelta(seconds=int(limit("FILES_PARSE_STALE_SECONDS")))
+
+
+def _parse_retry(file: File) -> bool:
+    """A parse lost with its worker or its queue message goes back to the queue, until
+    FILES_PARSE_MAX_ATTEMPTS claims were spent."""
+    if file.attempts >= int(limit("FILES_PARSE_MAX_ATTEMPTS")):
+        return False
+    released = job_release(
+        File,
+        file.pk,
+        status=ParseStatus.PENDING,
+        reason="Retrying: the worker reading the document was lost.",
+        code="parse_retry",
+        from_statuses=[file.status],
+        where=Q(heartbeat_at=file.heartbeat_at),
     )
-    max_attempts = int(limit("FILES_PARSE_MAX_ATTEMPTS"))
-    waiting.filter(parse_attempts__gte=max_attempts).update(
-        parse_status=ParseStatus.FAILED,
-        parse_error="Reading the document was interrupted too many times.",
-    )
-    ids = list(waiting.filter(parse_attempts__lt=max_attempts).values_list("id", flat=True))
-    for file_id in ids:
-        File.objects.filter(id=file_id).update(
-            parse_status=ParseStatus.PENDING, parse_started_at=now, updated_at=now
-        )
-        _enqueue_parse(file_id)
-    return len(ids)
+    if released:
+        _enqueue_parse(file.pk)
+    return released
+
+
+PARSE_JOBS: JobKind[File] = JobKind(
+    name="files.parse",
+    model=File,
+    stale_after=_parse_stale_after,
+    stale_status=ParseStatus.FAILED,
+    stale_code="parse_lost",
+    stale_reason="Reading the document was interrupted too many times.",
+    queued_statuses=frozenset({ParseStatus.PENDING}),
+    queued_after=_parse_queue_lost_after,
+    queued_code="parse_lost",
+    queued_reason="Reading the document was interrupted too many times.",
+    retry=_parse_retry,
+)
+"""Document parses in the core stale sweep (registered by the app's `ready`)."""
 
 
 # --- attachments --------------------------------------------------------------------------
@@ -394,9 +407,9 @@ def attachments_prepare(
                 "the agent can read.",
                 field=field,
             )
-        elif file.parse_status == ParseStatus.FAILED:
+        elif file.status == ParseStatus.FAILED:
             raise ValidationFailed(
-                f"{file.name} could not be read: {file.parse_error}", field=field
+                f"{file.name} could not be read: {file.error_message}", field=field
             )
         out.append(
             {
@@ -455,15 +468,15 @@ def attachment_contents(
                 continue
             url = f"data:{f.content_type};base64," + base64.b64encode(data).decode()
             out[file_id] = AttachmentContent(
-                file_id=file_id, name=f.name, kind=f.kind, status=f.parse_status, image_url=url
+                file_id=file_id, name=f.name, kind=f.kind, status=f.status, image_url=url
             )
-        elif f.parse_status != ParseStatus.READY:
+        elif f.status != ParseStatus.READY:
             out[file_id] = AttachmentContent(
                 file_id=file_id,
                 name=f.name,
                 kind=f.kind,
-                status=f.parse_status,
-                error=f.parse_error,
+                status=f.status,
+                error=f.error_message,
             )
         else:
             text = File.objects.values_list("text", flat=True).get(id=f.id)
@@ -472,7 +485,7 @@ def attachment_contents(
                 file_id=file_id,
                 name=f.name,
                 kind=f.kind,
-                status=f.parse_status,
+                status=f.status,
                 text=text if inline else text[:1000],
                 chars=len(text),
                 inline=inline,
@@ -652,8 +665,9 @@ def workspace_write(
         existing.size = len(data)
         existing.sha256 = hashlib.sha256(data).hexdigest()
         existing.content_type = sniffed.content_type
-        existing.parse_status = ParseStatus.READY
-        existing.parse_error = ""
+        existing.status = ParseStatus.READY
+        existing.error_message = ""
+        existing.error_code = ""
         existing.text = content
         existing.save()
         _index(file_id=existing.id, text=content)

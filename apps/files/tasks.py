@@ -11,9 +11,3 @@ from apps.files import services
 def parse_file(file_id: str) -> str:
     """Extract a document's text (idempotent: claims pending files only)."""
     return services.file_parse(file_id=uuid.UUID(file_id))
-
-
-@shared_task(name="files.recover_parses")
-def recover_parses() -> int:
-    """Requeue parses lost with their worker (beat, every minute)."""
-    return services.files_recover_parses()

@@ -154,7 +154,9 @@ class WorkspaceActor(BasePermission):
         if actor.has_role(Role.ADMIN):
             _require_admin_mfa(actor)
         area = getattr(view, "scope_area", "")
-        return actor.allows(area, write=request.method not in SAFE_METHODS)
+        # A view may declare more methods that only read its area (e.g. /mcp's POST).
+        read_methods = getattr(view, "scope_read_methods", SAFE_METHODS)
+        return actor.allows(area, write=request.method not in read_methods)
 
 
 def _require_admin_mfa(actor: Actor) -> None:

@@ -52,7 +52,7 @@ def test_document_upload_is_parsed_by_the_worker(api, storage, django_capture_on
     assert data["kind"] == "document"
     # CELERY_TASK_ALWAYS_EAGER: the parse ran after commit, in a limited child process.
     file = File.objects.get(id=data["id"])
-    assert file.parse_status == "ready"
+    assert file.status == "ready"
     assert "Quarterly revenue grew by 42 percent." in file.text
     assert file.chunks.count() == 1
 
@@ -66,9 +66,11 @@ def test_corrupt_pdf_ends_failed_with_a_readable_reason(
 
     assert r.status_code == 201
     file = File.objects.get(id=r.json()["data"]["id"])
-    assert file.parse_status == "failed"
-    assert file.parse_error
-    assert api.get(f"/api/v1/files/{file.id}").json()["data"]["parse_error"] == file.parse_error
+    assert file.status == "failed"
+    assert file.error_code == "parse_failed"
+    assert file.error_message
+    data = api.get(f"/api/v1/files/{file.id}").json()["data"]
+    assert (data["parse_status"], data["parse_error"]) == ("failed", file.error_message)
 
 
 def test_delete_removes_row_and_stored_bytes(api, storage, django_capture_on_commit_callbacks):

@@ -4,6 +4,7 @@ asserted), the files on the local file system and on a real S3-compatible server
 
 import base64
 
+import httpx
 import openai
 import pytest
 
@@ -128,6 +129,13 @@ def test_pdf_attachment_text_reaches_the_model(http, chat_agent, scripted_llm, s
     assert parts[1]["text"].startswith(f'<attachment file_id="{file_id}" name="brief.pdf">')
     assert "The launch code word is PELICAN-42." in parts[1]["text"]
     assert "Second page: budget notes." in parts[1]["text"]
+
+    # Export and share pages show the attachment.
+    exported = http.get(f"/api/v1/conversations/{conv_id}/export?as=markdown").text
+    assert "What is the code word?\n\nAttachments: brief.pdf (application/pdf)\n" in exported
+    share = http.post(f"/api/v1/conversations/{conv_id}/shares").json()["data"]
+    shared = httpx.get(http.base_url.join(share["url"])).json()["data"]["messages"]
+    assert shared[0]["attachments"][0]["name"] == "brief.pdf"
 
 
 def test_a_large_document_goes_through_retrieval_with_a_citation(
@@ -283,7 +291,7 @@ def test_an_attachment_never_read_fails_the_run_with_a_clear_error(
 ):
     settings.FILES_PARSE_WAIT_SECONDS = 0.5
     file_id = upload(http, "notes.md", b"# Notes\n\nalpha", "text/markdown").json()["data"]["id"]
-    File.objects.filter(id=file_id).update(parse_status="pending")  # its worker was lost
+    File.objects.filter(id=file_id).update(status="pending")  # its worker was lost
     conv_id = _conversation(http, chat_agent)
 
     r = _send(http, conv_id, "Summarise", file_id)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.agents import context
 from apps.core.exceptions import ValidationFailed
+from apps.core.jobs import job_kind_sweep, job_kinds
 from apps.files import services
 from apps.files.exceptions import (
     AttachmentUnreadable,
@@ -80,7 +81,7 @@ def _file(user, workspace, **values) -> File:
         "size": 1,
         "sha256": "0" * 64,
         "storage_key": f"k/{uuid.uuid4()}",
-        "parse_status": "ready",
+        "status": "ready",
     }
     return File.objects.create(**{**defaults, **values})
 
@@ -90,8 +91,8 @@ def test_attachments_are_checked_and_bound_to_the_conversation(user, workspace):
     conversation_id = uuid.uuid4()
     doc = _file(user, workspace)
     image = _file(user, workspace, name="p.png", kind="image", content_type="image/png")
-    other = _file(user, workspace, name="x.bin", kind="other", parse_status="none")
-    failed = _file(user, workspace, name="bad.pdf", parse_status="failed", parse_error="Corrupt.")
+    other = _file(user, workspace, name="x.bin", kind="other", status="none")
+    failed = _file(user, workspace, name="bad.pdf", status="failed", error_message="Corrupt.")
     stranger = UserFactory(email="bob@example.com")
     theirs = _file(stranger, stranger.memberships.get().workspace)
 
@@ -137,8 +138,8 @@ def test_attachments_are_checked_and_bound_to_the_conversation(user, workspace):
 @pytest.mark.django_db(transaction=True)
 def test_a_current_attachment_that_failed_or_is_unread_stops_the_turn(user, workspace, settings):
     settings.FILES_PARSE_WAIT_SECONDS = 0.3
-    failed = _file(user, workspace, name="bad.pdf", parse_status="failed", parse_error="Corrupt.")
-    pending = _file(user, workspace, name="slow.pdf", parse_status="pending")
+    failed = _file(user, workspace, name="bad.pdf", status="failed", error_message="Corrupt.")
+    pending = _file(user, workspace, name="slow.pdf", status="pending")
 
     def history(*files):
         return [
@@ -182,26 +183,32 @@ def test_an_image_for_a_model_without_vision_is_noted_not_sent(user, workspace, 
     }
 
 
-def test_lost_parses_are_requeued_then_failed(
+def test_lost_parses_are_requeued_by_the_job_sweep_then_failed(
     user, workspace, local_storage, django_capture_on_commit_callbacks
 ):
     actor = _actor(user, workspace)
     with django_capture_on_commit_callbacks(execute=False):
         file = services.file_upload(actor=actor, name="a.md", data=b"# A\n\nalpha beta")
-    File.objects.filter(id=file.id).update(parse_status="processing", parse_attempts=1)
-    later = timezone.now() + timedelta(seconds=services.limit("FILES_PARSE_STALE_SECONDS") + 1)
+    started = timezone.now()
+    File.objects.filter(id=file.id).update(status="processing", attempts=1, heartbeat_at=started)
+    assert job_kind_sweep(services.PARSE_JOBS, now=started + timedelta(seconds=60)) == 0
+    later = started + services.PARSE_JOBS.stale_after() + timedelta(seconds=1)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.files_recover_parses(now=later) == 1
+        assert job_kind_sweep(services.PARSE_JOBS, now=later) == 1
 
     file.refresh_from_db()
-    assert file.parse_status == "ready"
+    assert (file.status, file.attempts) == ("ready", 2)
     assert file.text == "# A\n\nalpha beta"
-    File.objects.filter(id=file.id).update(parse_status="processing", parse_attempts=3)
-    assert services.files_recover_parses(now=later) == 0
+    File.objects.filter(id=file.id).update(status="processing", attempts=3, heartbeat_at=started)
+    assert job_kind_sweep(services.PARSE_JOBS, now=later) == 1
     file.refresh_from_db()
-    assert file.parse_status == "failed"
-    assert file.parse_error == "Reading the document was interrupted too many times."
+    assert (file.status, file.error_code) == ("failed", "parse_lost")
+    assert file.error_message == "Reading the document was interrupted too many times."
+
+
+def test_the_parse_job_kind_is_registered_for_the_core_sweep():
+    assert services.PARSE_JOBS in job_kinds()
 
 
 def test_deleting_a_workspace_removes_its_stored_files(

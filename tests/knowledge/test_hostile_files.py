@@ -26,7 +26,7 @@ def kb(user, workspace, embedder):
 def _assert_failed(api, kb, reason_part):
     document = Document.objects.get()
     assert document.status == "failed"
-    assert reason_part in document.error, document.error
+    assert reason_part in document.error_message, document.error_message
     assert Chunk.objects.count() == 0
     batch = api.get(_url(kb, f"/batches/{document.batch_id}")).json()["data"]
     assert (batch["fail"], batch["success"], batch["in_progress"]) == (1, 0, 0)
@@ -53,7 +53,7 @@ def test_malformed_docx_ends_failed_with_a_readable_reason(
     response = upload(api, kb, [("evil.docx", make(), DOCX)], django_capture_on_commit_callbacks)
     assert response.status_code == 202, response.content
     document = _assert_failed(api, kb, reason)
-    assert document.error.startswith(
+    assert document.error_message.startswith(
         ("The DOCX file is corrupt: ", "The DOCX file is not accepted: ")
     )
 
@@ -63,7 +63,7 @@ def test_the_untouched_generator_docx_is_indexed(api, kb, django_capture_on_comm
     data = samples.docx_with_document_xml(samples.GOOD_DOCUMENT_XML)
     upload(api, kb, [("good.docx", data, DOCX)], django_capture_on_commit_callbacks)
     document = Document.objects.get()
-    assert (document.status, document.error) == ("indexed", "")
+    assert (document.status, document.error_message) == ("indexed", "")
     assert "Paragraph 39 of the manual." in " ".join(
         Chunk.objects.values_list("content", flat=True)
     )
@@ -130,6 +130,6 @@ def test_parser_memory_limit_ends_failed_not_stuck(
     settings.KNOWLEDGE_PARSE_MEMORY_BYTES = 16 * 1024 * 1024
     upload(api, kb, [("solar.html", samples.HTML, "text/html")], django_capture_on_commit_callbacks)
     document = _assert_failed(api, kb, "")
-    assert document.error.startswith(("The parser stopped", "The document needs more memory")), (
-        document.error
-    )
+    assert document.error_message.startswith(
+        ("The parser stopped", "The document needs more memory")
+    ), document.error_message

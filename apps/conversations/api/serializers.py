@@ -197,7 +197,7 @@ class SharedMessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = ["id", "seq", "role", "content", "citations", "created_at"]
+        fields = ["id", "seq", "role", "content", "attachments", "citations", "created_at"]
 
 
 class SharedConversationSerializer(serializers.Serializer):

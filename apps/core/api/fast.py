@@ -16,7 +16,7 @@ the field's own `to_representation`, so the output stays the same, only not fast
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rest_framework import ISO_8601, serializers
@@ -119,11 +119,14 @@ class _Plan:
     """What one serializer class outputs, per field: its name, how to read it (a source
     path, a method of the serializer, or the field's own get_attribute) and a converter."""
 
-    FAST, METHOD, FIELD = 0, 1, 2
+    ATTR, FAST, METHOD, FIELD = 0, 1, 2, 3
 
     def __init__(self, serializer_class: type[serializers.BaseSerializer]) -> None:
         self.entries: list[tuple[int, str, Any, Any]] = []
         serializer: Any = serializer_class()
+        model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+        # A model's concrete columns are plain attributes (never callables): read directly.
+        columns = {f.attname for f in model._meta.concrete_fields} if model is not None else set()
         for name, field in serializer.fields.items():
             if field.write_only:
                 continue
@@ -135,7 +138,10 @@ class _Plan:
             else:
                 # source "*" has no attributes: the field gets the row itself.
                 path = tuple(field.source_attrs)
-                self.entries.append((self.FAST, name, path, _converter(field)))
+                if len(path) == 1 and path[0] in columns:
+                    self.entries.append((self.ATTR, name, path[0], _converter(field)))
+                else:
+                    self.entries.append((self.FAST, name, path, _converter(field)))
 
 
 _PLANS: dict[type[serializers.BaseSerializer], _Plan] = {}
@@ -167,8 +173,11 @@ def serialize_rows(
     out = []
     for row in rows:
         item: dict[str, Any] = {}
+        is_mapping = isinstance(row, Mapping)
         for kind, name, how, convert in entries:
-            if kind == _Plan.FAST:
+            if kind == _Plan.ATTR:
+                value = row[how] if is_mapping else getattr(row, how)
+            elif kind == _Plan.FAST:
                 value = get_attribute(row, how)
             elif kind == _Plan.METHOD:
                 item[name] = how(row)

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
@@ -47,7 +47,7 @@ _redis_clients: dict[str, Any] = {}
 def _redis_client() -> Any:
     """One Redis client per process for the cache's server (Django's cache backend builds
     a new client object for every operation), or None when the cache is not Redis."""
-    if not isinstance(cache, RedisCache):
+    if not isinstance(caches["default"], RedisCache):  # `cache` is only a proxy
         return None
     location = settings.CACHES["default"]["LOCATION"]
     if isinstance(location, list | tuple):  # several servers: the first one is written

@@ -40,6 +40,10 @@ class EnvelopeJSONRenderer(JSONRenderer):
         if isinstance(data, Enveloped):
             body = dict(data)
             body["meta"] = {**meta, **data.get("meta", {})}
+        elif isinstance(data, list):
+            # A list that is not paginated is one complete page: the same list meta as
+            # every paginated list, so a client reads every list the same way.
+            body = {"data": data, "meta": {**meta, "has_more": False, "next_cursor": None}}
         else:
             body = {"data": data, "meta": meta}
         if self.get_indent(accepted_media_type or "", context) is not None:

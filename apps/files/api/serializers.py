@@ -2,7 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.files.choices import FileOrigin
+from apps.files.choices import FileOrigin, ParseStatus
 from apps.files.models import File
 from apps.files.selectors import file_download_token
 
@@ -15,7 +15,15 @@ class FileSerializer(serializers.ModelSerializer):
         help_text="A signed download link that needs no credentials, valid "
         "FILES_DOWNLOAD_URL_SECONDS (default 300 s) from this response."
     )
-    parse_error = serializers.CharField(read_only=True)
+    parse_status = serializers.ChoiceField(
+        source="status",
+        choices=ParseStatus.choices,
+        read_only=True,
+        help_text="Documents: pending -> processing -> ready | failed; others: none.",
+    )
+    parse_error = serializers.CharField(
+        source="error_message", read_only=True, help_text="Why the parse failed."
+    )
 
     class Meta:
         model = File
