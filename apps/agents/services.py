@@ -44,6 +44,7 @@ from apps.agents.selectors import (
 )
 from apps.core.exceptions import ErrorDetail, PermissionDenied, ValidationFailed
 from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_heartbeat
+from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.files.exceptions import ModelWithoutVision
 from apps.files.services import attachments_prepare
 from apps.knowledge.models import KnowledgeBase
@@ -653,15 +654,25 @@ def agent_job_finish(
 ) -> bool:
     """running -> a terminal status, once. False when the job had already ended (e.g.
     cancelled meanwhile, or failed by the stale sweep: the result is discarded)."""
-    return job_finish(
-        AgentJob,
-        job_id,
-        status=status,
-        code=error_code,
-        reason=error_message,
-        from_statuses=[AgentJobStatus.RUNNING],
-        result=result,
-    )
+    with transaction.atomic():
+        finished = job_finish(
+            AgentJob,
+            job_id,
+            status=status,
+            code=error_code,
+            reason=error_message,
+            from_statuses=[AgentJobStatus.RUNNING],
+            result=result,
+        )
+        if finished:  # its outbound event (webhooks), in the same transaction
+            job = AgentJob.objects.get(pk=job_id)
+            data: dict[str, Any] = {"job_id": str(job.pk), "kind": job.kind, "status": status}
+            if error_code:
+                data["error"] = {"code": error_code, "message": error_message}
+            outbox_emit(
+                OutboundEvent(type="agent_job.completed", workspace_id=job.workspace_id, data=data)
+            )
+    return finished
 
 
 AGENT_JOBS = JobKind(

@@ -49,6 +49,7 @@ from apps.conversations.models import (
 from apps.core.events import Done, End, RunCancelled, RunInterrupted, Usage
 from apps.core.exceptions import ValidationFailed
 from apps.core.jobs import JobKind, job_kind_sweep
+from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
 from apps.users.choices import Role as MemberRole
@@ -693,14 +694,16 @@ def run_heartbeat(*, run: Run) -> tuple[bool, list[str]]:
 
 def run_pause(*, run_id: uuid.UUID, pending: list[dict[str, Any]], usage: dict[str, int]) -> None:
     """A run waits for approval decisions on `pending` tool calls."""
-    Run.objects.filter(id=run_id).update(
-        status=RunStatus.REQUIRES_ACTION,
-        pending_approvals=pending,
-        decisions={},
-        input_tokens=usage["input_tokens"],
-        output_tokens=usage["output_tokens"],
-        owner="",
-    )
+    with transaction.atomic():
+        Run.objects.filter(id=run_id).update(
+            status=RunStatus.REQUIRES_ACTION,
+            pending_approvals=pending,
+            decisions={},
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            owner="",
+        )
+        _outbound_run_event(run_id)
 
 
 def run_finish(
@@ -725,7 +728,45 @@ def run_finish(
         fields.update(input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])
     if answer_message_id is not None:
         fields["answer_message_id"] = answer_message_id
-    Run.objects.filter(id=run_id).update(**fields)
+    with transaction.atomic():
+        Run.objects.filter(id=run_id).update(**fields)
+        _outbound_run_event(run_id)
+
+
+_OUTBOUND_RUN_EVENTS = {
+    RunStatus.COMPLETED: "run.completed",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.REQUIRES_ACTION: "run.requires_action",
+}
+
+
+def _outbound_run_event(run_id: uuid.UUID) -> None:
+    """The run's outbound event (webhooks, core.outbox), in the transaction of its
+    status: run.completed, run.failed or run.requires_action (other statuses: none)."""
+    run = Run.objects.select_related("answer_message").filter(id=run_id).first()
+    if run is None or run.status not in _OUTBOUND_RUN_EVENTS:
+        return
+    data: dict[str, Any] = {
+        "run_id": str(run.id),
+        "conversation_id": str(run.conversation_id),
+        "agent_id": str(run.agent_id),
+        "status": str(run.status),
+        "usage": {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens},
+    }
+    if run.status == RunStatus.COMPLETED:
+        data["message_id"] = str(run.answer_message_id) if run.answer_message_id else None
+        data["answer"] = run.answer_message.text if run.answer_message is not None else ""
+    elif run.status == RunStatus.FAILED:
+        data["error"] = {"code": run.error_code, "message": run.error_message}
+    else:
+        data["pending"] = run.pending_approvals
+    outbox_emit(
+        OutboundEvent(
+            type=_OUTBOUND_RUN_EVENTS[RunStatus(run.status)],
+            workspace_id=run.workspace_id,
+            data=data,
+        )
+    )
 
 
 def conversation_title_auto(*, conversation_id: uuid.UUID, title: str) -> bool:

@@ -24,6 +24,7 @@ from apps.core.jobs import (
     job_release,
 )
 from apps.core.outbound import OutboundError, check_url, fetch
+from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.knowledge.choices import (
     ACTIVE_STATUSES,
     PROCESSING_STATUSES,
@@ -527,14 +528,45 @@ def _ingest_write() -> Iterator[None]:
 def _fail(document_id: uuid.UUID, generation: int, reason: str, *, code: str) -> None:
     logger.info("knowledge document %s failed: %s", document_id, reason)
     with _ingest_write():
-        job_finish(
+        if job_finish(
             Document,
             document_id,
             status=DocumentStatus.FAILED,
             code=code,
             reason=reason,
             where=Q(generation=generation),
+        ):
+            _outbound_document_event(document_id)
+
+
+def _outbound_document_event(document_id: uuid.UUID) -> None:
+    """The document's outbound event (webhooks, core.outbox), in the transaction of its
+    terminal status: document.indexed or document.failed."""
+    document = Document.objects.select_related("knowledge_base").filter(id=document_id).first()
+    if document is None or document.status not in (
+        DocumentStatus.INDEXED,
+        DocumentStatus.FAILED,
+    ):
+        return
+    data: dict[str, Any] = {
+        "document_id": str(document.id),
+        "knowledge_base_id": str(document.knowledge_base_id),
+        "name": document.name,
+        "status": document.status,
+    }
+    if document.status == DocumentStatus.FAILED:
+        data["error"] = {"code": document.error_code, "message": document.error_message}
+    else:
+        data["chunk_count"] = document.chunk_count
+    outbox_emit(
+        OutboundEvent(
+            type="document.indexed"
+            if document.status == DocumentStatus.INDEXED
+            else "document.failed",
+            workspace_id=document.knowledge_base.workspace_id,
+            data=data,
         )
+    )
 
 
 def _beat(document_id: uuid.UUID, generation: int, **changes: Any) -> bool:
@@ -688,7 +720,7 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
             ],
             batch_size=500,
         )
-        job_finish(
+        if job_finish(
             Document,
             document_id,
             status=DocumentStatus.INDEXED,
@@ -697,7 +729,8 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
             chunk_count=len(drafts),
             token_count=sum(d.token_count for d in drafts),
             indexed_at=timezone.now(),
-        )
+        ):
+            _outbound_document_event(document_id)
 
 
 def _gave_up_reason() -> str:
@@ -755,6 +788,7 @@ INGESTION = JobKind(
     queued_after=_stale_after,
     queued_reason="The document was never picked up.",
     retry=_ingestion_retry,
+    on_ended=lambda document: _outbound_document_event(document.id),
 )
 """Document ingestion in the stale sweep (registered by the app's `ready`): a document
 whose worker stopped is queued again up to KNOWLEDGE_MAX_ATTEMPTS, then fails; a waiting

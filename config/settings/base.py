@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.files",
     "apps.agents",
     "apps.conversations",
+    "apps.tasks",
     "apps.console",
     "django_htmx",
 ]
@@ -285,6 +286,7 @@ RATE_LIMITS = {
     "user": env.str("RATE_LIMIT_USER", default="600/min"),
     "api_key": env.str("RATE_LIMIT_API_KEY", default="600/min"),
     "oauth2": env.str("RATE_LIMIT_OAUTH2", default="600/min"),
+    "trigger": env.str("RATE_LIMIT_TRIGGER", default="60/min"),
 }
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
@@ -375,7 +377,27 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.sweep_stale_jobs",
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
+    "tasks.tick": {"task": "tasks.tick", "schedule": 15},
 }
+
+# --- Scheduled tasks, webhooks, triggers (apps.tasks; see docs/tasks.md) --------------
+# A due time later than this when the scheduler sees it counts as missed (missed_policy).
+TASKS_MISSED_GRACE_SECONDS = env.int("TASKS_MISSED_GRACE_SECONDS", default=300)
+# A running execution with no run and no heartbeat for this long lost its worker.
+TASKS_STALE_SECONDS = env.int("TASKS_STALE_SECONDS", default=120)
+# Webhook deliveries: per-attempt timeout, response bytes kept, and the waits between
+# attempts (seconds; 8 attempts over about 27 hours), after which the endpoint is disabled.
+# Inbound triggers: body size, per-trigger rate, and how long a caller may wait.
+TRIGGER_MAX_BODY_BYTES = env.int("TRIGGER_MAX_BODY_BYTES", default=64 * 1024)
+TRIGGER_MAX_WAIT_SECONDS = env.int("TRIGGER_MAX_WAIT_SECONDS", default=60)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024
+WEBHOOK_RETRY_SCHEDULE: list[int] = [
+    int(s)
+    for s in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
 
 # django-oauth-toolkit: the OAuth 2.0 Security BCP (RFC 9700) behaviours, all on.
 OAUTH2_PROVIDER = {
@@ -446,6 +468,12 @@ OAUTH2_PROVIDER.update(
     }
 )
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WorkspaceRoleEnum"] = "apps.users.choices.Role"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "TaskExecutionStatusEnum": "apps.tasks.choices.ExecutionStatus",
+        "WebhookDeliveryStatusEnum": "apps.tasks.choices.DeliveryStatus",
+    }
+)
 ACCOUNT_ADAPTER = "apps.users.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "apps.users.adapters.SocialAccountAdapter"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
