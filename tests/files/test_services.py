@@ -248,3 +248,25 @@ def test_deleting_a_workspace_removes_its_stored_files(
 
     assert File.objects.count() == 0
     assert storage.keys() == []
+
+
+def test_deleting_a_conversations_files_removes_them_and_their_bytes(
+    user, workspace, local_storage, django_capture_on_commit_callbacks
+):
+    conversation_id = uuid.uuid4()
+    for path in ("a.md", "b/c.md"):
+        services.workspace_write(
+            workspace_id=workspace.id,
+            owner_id=user.pk,
+            conversation_id=conversation_id,
+            path=path,
+            content="words " * 50,
+        )
+    kept = services.file_upload(actor=_actor(user, workspace), name="k.png", data=make_png())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.files_delete_for_conversation(conversation_id=conversation_id) == 2
+
+    assert list(File.objects.values_list("id", flat=True)) == [kept.id]
+    assert local_storage.keys() == [kept.storage_key]
+    assert services.files_delete_for_conversation(conversation_id=conversation_id) == 0
