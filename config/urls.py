@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.conversations.api.mcp import McpView
@@ -24,7 +23,6 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     path("active", active, name="active"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/v1/", include(api_v1)),
@@ -35,4 +33,5 @@ urlpatterns = [
     path("", include("apps.users.urls")),
     path("", include("apps.users.urls_headless")),
     path("mcp", McpView.as_view(), name="mcp-endpoint"),
+    path("", include("apps.console.urls")),
 ]

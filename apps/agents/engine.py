@@ -45,7 +45,20 @@ from apps.agents.engine_types import AgentSnapshot, RunHooks, TurnOutcome
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
 from apps.agents.selectors import agent_snapshot_by_id
-from apps.core.events import EventType
+from apps.core.events import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerStart,
+    ApprovalRequired,
+    Compact,
+    Event,
+    Phase,
+    Step,
+    Subagent,
+    ToolCall,
+    ToolCallRef,
+)
+from apps.core.events import ToolResult as ToolResultEvent
 from apps.core.exceptions import ApplicationError
 from apps.core.tools import Citation, ToolContext, ToolResult, ToolSpec
 from apps.knowledge.selectors import knowledge_tool_specs
@@ -289,15 +302,13 @@ class _Stopped(Exception):
 # What a sub-agent's turn shows in its parent's stream (wrapped in `subagent` events):
 # its steps, not its token deltas (its answer arrives whole in `answer.done`, and is the
 # parent's `tool.result`).
-SUBAGENT_RELAYED = frozenset(
-    {
-        EventType.PHASE,
-        EventType.TOOL_CALL,
-        EventType.TOOL_RESULT,
-        EventType.ANSWER_START,
-        EventType.ANSWER_DONE,
-        EventType.SUBAGENT,  # a sub-agent's own sub-agents, already wrapped
-    }
+SUBAGENT_RELAYED: tuple[type[Event], ...] = (
+    Phase,
+    ToolCall,
+    ToolResultEvent,
+    AnswerStart,
+    AnswerDone,
+    Subagent,  # a sub-agent's own sub-agents, already wrapped
 )
 # The id of the tool call being executed (read by the sub-agent tool).
 _current_call: contextvars.ContextVar[str] = contextvars.ContextVar("tool_call_id", default="")
@@ -314,20 +325,19 @@ class _SubAgentHooks:
         self.agent_id = str(agent_id)
         self.depth = depth
 
-    async def emit(self, type: EventType, data: dict[str, Any]) -> None:
-        if type not in SUBAGENT_RELAYED:
+    async def emit(self, event: Event) -> None:
+        if not isinstance(event, SUBAGENT_RELAYED):
             return
-        if type == EventType.SUBAGENT:
-            await self.parent.emit(type, data)
+        if isinstance(event, Subagent):
+            await self.parent.emit(event)
             return
         await self.parent.emit(
-            EventType.SUBAGENT,
-            {
-                "tool_call_id": self.tool_call_id,
-                "agent_id": self.agent_id,
-                "depth": self.depth,
-                "event": {"type": str(type), "data": data},
-            },
+            Subagent(
+                tool_call_id=self.tool_call_id,
+                agent_id=str(self.agent_id),
+                depth=self.depth,
+                event={"type": str(event.type), "data": event.to_dict()},
+            )
         )
 
     async def persist_message(self, message: dict[str, Any]) -> uuid.UUID:
@@ -494,10 +504,7 @@ class _Turn:
                     "metadata": {"partial": True, "reason": reason},
                 }
             )
-            await self.hooks.emit(
-                EventType.ANSWER_DONE,
-                {"message_id": self.answer_id, "content": text, "citations": []},
-            )
+            await self.hooks.emit(AnswerDone(message_id=self.answer_id, content=text, citations=[]))
         for call in list(self.open_calls.values()):
             await self._record_result(
                 call,
@@ -631,7 +638,7 @@ class _Turn:
     async def _set_phase(self, phase: str) -> None:
         if phase != self.phase:
             self.phase = phase
-            await self.hooks.emit(EventType.PHASE, {"phase": phase})
+            await self.hooks.emit(Phase(phase=phase))
 
     def _count(self, message: dict[str, Any]) -> int:
         key = id(message)
@@ -694,8 +701,7 @@ class _Turn:
         message_id = await self.hooks.persist_message(message)
         self.work = [message, *self.work[index + 1 :]]
         await self.hooks.emit(
-            EventType.COMPACT,
-            {"removed_messages": len(old), "summary_message_id": str(message_id)},
+            Compact(removed_messages=len(old), summary_message_id=str(message_id))
         )
 
     async def _model_call(
@@ -734,17 +740,12 @@ class _Turn:
                         answer_id = self.answer_id = _new_id()
                         self.answer_recorded = False
                         await self._set_phase("answering")
-                        await emit(EventType.ANSWER_START, {"message_id": answer_id})
+                        await emit(AnswerStart(message_id=answer_id))
                     text_parts.append(event.text)
-                    await emit(
-                        EventType.ANSWER_DELTA, {"message_id": answer_id, "delta": event.text}
-                    )
+                    await emit(AnswerDelta(message_id=answer_id, delta=event.text))
                 elif isinstance(event, ReasoningDelta):
                     reasoning_parts.append(event.text)
-                    await emit(
-                        EventType.STEP,
-                        {"step": step, "kind": "thinking", "thinking_delta": event.text},
-                    )
+                    await emit(Step(step=step, kind="thinking", thinking_delta=event.text))
                 elif isinstance(event, ToolCallRequest):
                     calls.append(event)
                 elif isinstance(event, Usage):
@@ -773,7 +774,7 @@ class _Turn:
         if not self.answer_id:
             self.answer_id = _new_id()
             await self._set_phase("answering")
-            await emit(EventType.ANSWER_START, {"message_id": self.answer_id})
+            await emit(AnswerStart(message_id=self.answer_id))
         metadata = self._message_metadata(reasoning, step_usage)
         if finish and finish != "stop":
             metadata["finish_reason"] = finish
@@ -784,10 +785,7 @@ class _Turn:
         message_id = await self.hooks.persist_message(
             {"id": self.answer_id, "role": "assistant", "content": text, "metadata": metadata}
         )
-        await emit(
-            EventType.ANSWER_DONE,
-            {"message_id": str(message_id), "content": text, "citations": citations},
-        )
+        await emit(AnswerDone(message_id=str(message_id), content=text, citations=citations))
         return self._outcome("completed", answer_message_id=message_id, answer_text=text)
 
     async def _tool_step(
@@ -825,20 +823,17 @@ class _Turn:
         await self.hooks.persist_message(message)
         self.work.append(message)
         if self.answer_id:  # text came before the tool calls: that bubble is complete
-            await emit(
-                EventType.ANSWER_DONE, {"message_id": message_id, "content": text, "citations": []}
-            )
+            await emit(AnswerDone(message_id=message_id, content=text, citations=[]))
         self.answer_id = None
         self.answer_parts = []
         await emit(
-            EventType.STEP,
-            {
-                "step": self.step,
-                "kind": "tool_decision",
-                "tool_calls": [
-                    {"tool_call_id": c["id"], "name": c["function"]["name"]} for c in calls
+            Step(
+                step=self.step,
+                kind="tool_decision",
+                tool_calls=[
+                    ToolCallRef(tool_call_id=c["id"], name=c["function"]["name"]) for c in calls
                 ],
-            },
+            )
         )
         automatic: list[dict[str, Any]] = []
         approval: list[dict[str, Any]] = []
@@ -847,14 +842,13 @@ class _Turn:
             needs = spec is not None and self._needs_approval(spec)
             (approval if needs else automatic).append(call)
             await emit(
-                EventType.TOOL_CALL,
-                {
-                    "tool_call_id": call["id"],
-                    "name": call["function"]["name"],
-                    "arguments": _event_arguments(call["function"]["arguments"]),
-                    "source": spec.source if spec else "",
-                    "requires_approval": needs,
-                },
+                ToolCall(
+                    tool_call_id=call["id"],
+                    name=call["function"]["name"],
+                    arguments=_event_arguments(call["function"]["arguments"]),
+                    source=spec.source if spec else "",
+                    requires_approval=needs,
+                )
             )
         await self._execute(automatic)
         if approval:
@@ -893,7 +887,13 @@ class _Turn:
                 "arguments": _event_arguments(call["function"]["arguments"]),
             }
             pending.append(item)
-            await self.hooks.emit(EventType.APPROVAL_REQUIRED, item)
+            await self.hooks.emit(
+                ApprovalRequired(
+                    tool_call_id=item["tool_call_id"],
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
         return self._outcome(
             "requires_action", answer_message_id=None, answer_text="", pending_approvals=pending
         )
@@ -982,14 +982,13 @@ class _Turn:
             await self.hooks.persist_message(message)
             self.work.append(message)
             await self.hooks.emit(
-                EventType.TOOL_RESULT,
-                {
-                    "tool_call_id": call["id"],
-                    "name": name,
-                    "content": result.content[:EVENT_RESULT_CHARS],
-                    "is_error": result.is_error,
-                    "synthetic": bool(synthetic),
-                },
+                ToolResultEvent(
+                    tool_call_id=call["id"],
+                    name=name,
+                    content=result.content[:EVENT_RESULT_CHARS],
+                    is_error=result.is_error,
+                    synthetic=bool(synthetic),
+                )
             )
 
     async def _run_subagent(

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from apps.core.events import EventType
+from apps.core.events import Event
 from apps.core.tools import Citation
 
 
@@ -43,7 +43,9 @@ class AgentSnapshot:
 class RunHooks(Protocol):
     """What the caller of the engine provides: publishing events and storing messages."""
 
-    async def emit(self, type: EventType, data: dict[str, Any]) -> None: ...
+    async def emit(self, event: Event) -> None:
+        """Publish one typed event (apps.core.events)."""
+        ...
 
     async def persist_message(self, message: dict[str, Any]) -> uuid.UUID:
         """Store an OpenAI-format message (plus an optional "metadata" key) and return

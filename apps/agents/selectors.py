@@ -8,6 +8,7 @@ and the `members`-visible ones granted to them. Anything else is 404, never 403.
 import uuid
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.agents.choices import GrantPermission, Visibility
@@ -56,6 +57,60 @@ def agent_list(*, actor: Actor, archived: bool = False, search: str = "") -> Que
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return qs.select_related("created_by")
+
+
+# The referenced ids of an agent, by key of its serializer field.
+REFERENCE_FIELDS = ("tool_ids", "skill_version_ids", "knowledge_base_ids", "subagent_ids")
+
+
+def _reference_links() -> list[tuple[str, str, str]]:
+    """(table, agent column, target column) of the four link tables, in REFERENCE_FIELDS
+    order."""
+    links = []
+    for relation in (Agent.tools, Agent.skill_versions, Agent.knowledge_bases, Agent.subagents):
+        field = relation.field
+        links.append(
+            (
+                field.remote_field.through._meta.db_table,  # type: ignore[union-attr]
+                field.m2m_column_name(),
+                field.m2m_reverse_name(),
+            )
+        )
+    return links
+
+
+def agents_reference_ids(*, agent_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
+    """The tools, skill versions, knowledge bases and sub-agents each agent references
+    (ids as sorted strings), in one query over the four link tables: no model instances,
+    no query building per request and no prefetch caches pointing back at the agents."""
+    found: dict[uuid.UUID, dict[str, list[str]]] = {
+        agent_id: {name: [] for name in REFERENCE_FIELDS} for agent_id in agent_ids
+    }
+    if not agent_ids:
+        return found
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(agent_ids))
+    sql = " UNION ALL ".join(
+        # Table and column names come from the models; the ids are bound parameters.
+        f"SELECT {kind}, {quote(source)}, {quote(target)} FROM {quote(table)}"  # noqa: S608
+        f" WHERE {quote(source)} IN ({marks})"
+        for kind, (table, source, target) in enumerate(_reference_links())
+    )
+    pk = Agent._meta.pk
+    assert pk is not None
+    params = [pk.get_db_prep_value(agent_id, connection) for agent_id in agent_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params * len(REFERENCE_FIELDS))
+        rows = cursor.fetchall()
+    for kind, agent_id, target_id in rows:
+        # SQLite returns the hex text of a UUID, PostgreSQL a UUID.
+        agent_key = agent_id if isinstance(agent_id, uuid.UUID) else uuid.UUID(agent_id)
+        target = target_id if isinstance(target_id, uuid.UUID) else uuid.UUID(target_id)
+        found[agent_key][REFERENCE_FIELDS[kind]].append(str(target))
+    for references in found.values():
+        for ids in references.values():
+            ids.sort()
+    return found
 
 
 def agents_usable_by(*, actor: Actor) -> QuerySet[Agent]:
@@ -224,3 +279,9 @@ def access_agent_job(*, actor: Actor, job_id: uuid.UUID) -> AgentJob:
     if job is None:
         raise AgentJobNotFound()
     return job
+
+
+def agent_usage_labels(agent_ids: list[Any]) -> dict[Any, str]:
+    """{agent id: name} for usage groups (registered with providers' usage summary).
+    Agents deleted since keep no name: their groups fall back to the id."""
+    return dict(Agent.objects.filter(pk__in=agent_ids).values_list("pk", "name"))

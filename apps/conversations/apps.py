@@ -7,4 +7,20 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations and runs"
 
     def ready(self) -> None:
-        from apps.conversations import schema  # noqa: F401  (registers the ticket scheme)
+        # Imported here, once the apps are loaded: the runner and the Celery tasks are
+        # given to the executor, so the run service never imports them (no cycle).
+        from apps.conversations import runner, schema, tasks  # noqa: F401
+        from apps.conversations.executor import ExecutorPorts, executor
+        from apps.providers.adapters import share_clients_on_this_loop
+
+        executor.install(
+            ExecutorPorts(
+                run_next=runner.run_next,
+                resume=runner.resume,
+                execute_started=runner.execute_started,
+                enqueue=tasks.enqueue_drive,
+                # The server's loop outlives every run: model calls made on it share SDK
+                # clients (and their keep-alive connections).
+                on_bind=share_clients_on_this_loop,
+            )
+        )

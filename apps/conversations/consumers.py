@@ -20,8 +20,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from apps.conversations.exceptions import InvalidCursor
 from apps.conversations.selectors import access_conversation
 from apps.conversations.services import stream_ticket_consume
-from apps.conversations.streaming import HEARTBEAT, events_after, parse_cursor
-from apps.core.events import Event
+from apps.conversations.streaming import events_after, parse_cursor
+from apps.core.events import StreamError
 from apps.core.exceptions import ApplicationError
 from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
 from apps.users.authentication import authenticate_bearer
@@ -29,6 +29,10 @@ from apps.users.authentication import authenticate_bearer
 
 class ScopeDenied(PermissionError):
     pass
+
+
+_UNAUTHORIZED = "Authentication credentials were not provided or are not valid."
+_FORBIDDEN = "This credential's scopes do not allow reading conversations."
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -82,31 +86,35 @@ class ConversationStreamConsumer(AsyncJsonWebsocketConsumer):
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode())
         try:
-            _, conv_id = await sync_to_async(_resolve_sync)(self.scope, str(conversation_id))
+            _, conv_id = await sync_to_async(_resolve_sync, thread_sensitive=False)(
+                self.scope, str(conversation_id)
+            )
             cursor = parse_cursor(None, (query.get("cursor") or [None])[0])
         except ScopeDenied:
-            await self.close(code=4403)
+            await self._refuse(4403, StreamError(code="forbidden", message=_FORBIDDEN))
             return
         except PermissionError:
-            await self.close(code=4401)
+            await self._refuse(4401, StreamError(code="unauthorized", message=_UNAUTHORIZED))
             return
-        except InvalidCursor:
-            await self.accept()
-            await self.send_json({"error": {"code": "invalid_cursor"}})
-            await self.close(code=4400)
+        except InvalidCursor as exc:
+            await self._refuse(4400, StreamError(code=exc.code, message=str(exc.message)))
             return
-        except ApplicationError:
-            await self.close(code=4404)
+        except ApplicationError as exc:
+            await self._refuse(4404, StreamError(code=exc.code, message=str(exc.message)))
             return
         await self.accept()
         self._task = asyncio.get_running_loop().create_task(self._relay(conv_id, cursor))
 
+    async def _refuse(self, code: int, error: StreamError) -> None:
+        """Refusals are close codes a client can read (a refused handshake would only be
+        a bare 403): accept, send the error frame, close with `code`."""
+        await self.accept()
+        await self.send(text_data=error.to_json())
+        await self.close(code=code)
+
     async def _relay(self, conversation_id: uuid.UUID, cursor: int | None) -> None:
         async for item in events_after(conversation_id=conversation_id, after=cursor):
-            if item is HEARTBEAT:
-                await self.send_json({"type": "heartbeat"})
-            elif isinstance(item, Event):
-                await self.send(text_data=item.to_json())
+            await self.send(text_data=item.to_json())  # an event, or the heartbeat frame
 
     async def disconnect(self, code: int) -> None:
         task = getattr(self, "_task", None)

@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import F, Max
 
 from apps.conversations.models import Conversation, RunEvent
-from apps.core.events import DELTA_TYPES, Event, EventType
+from apps.core.events import DELTA_TYPES, Envelope, Event, event_from
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _channel_layer_is_shared() -> bool:
 
 
 class Subscription:
-    """One stream's inbox: live messages `{"event": Event or its dict (from another
+    """One stream's inbox: live messages `{"event": Envelope or its dict (from another
     process), "prev": int}` of a conversation."""
 
     def __init__(self, conversation_id: str) -> None:
@@ -233,7 +233,7 @@ def _release_reservation_sync(conversation_id: uuid.UUID, last_used: int, reserv
 # --- the log -----------------------------------------------------------------------------
 
 
-def _rows_for(events: list[Event]) -> list[RunEvent]:
+def _rows_for(events: list[Envelope]) -> list[RunEvent]:
     """Coalesce consecutive deltas of one type and message into one row."""
     rows: list[RunEvent] = []
     for ev in events:
@@ -268,14 +268,14 @@ def _rows_for(events: list[Event]) -> list[RunEvent]:
     return rows
 
 
-def write_events_sync(events: list[Event]) -> None:
+def write_events_sync(events: list[Envelope]) -> None:
     if events:
         RunEvent.objects.bulk_create(_rows_for(events))
 
 
-def expand_rows(rows: Iterable[RunEvent], after: int) -> list[Event]:
+def expand_rows(rows: Iterable[RunEvent], after: int) -> list[Envelope]:
     """Log rows -> events with cursor > `after`, in order."""
-    out: list[Event] = []
+    out: list[Envelope] = []
     for row in rows:
         if row.cursor_end <= after:
             continue
@@ -286,22 +286,20 @@ def expand_rows(rows: Iterable[RunEvent], after: int) -> list[Event]:
                 cursor = row.cursor + i
                 if cursor > after:
                     out.append(
-                        Event(
-                            EventType(row.type),
+                        Envelope(
+                            event_from(row.type, item["data"]),
                             row.conversation_id,
                             row.run_id,
-                            item["data"],
                             cursor,
                             datetime.fromisoformat(item["ts"]),
                         )
                     )
         else:
             out.append(
-                Event(
-                    EventType(row.type),
+                Envelope(
+                    event_from(row.type, row.data),
                     row.conversation_id,
                     row.run_id,
-                    row.data,
                     row.cursor,
                     row.ts,
                 )
@@ -315,7 +313,7 @@ def read_log_sync(
     after: int,
     run_id: uuid.UUID | None = None,
     until: int | None = None,
-) -> list[Event]:
+) -> list[Envelope]:
     qs = RunEvent.objects.filter(conversation_id=conversation_id, cursor_end__gt=after)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
@@ -386,7 +384,7 @@ class RunPublisher:
         self._next = 0
         self._reserved = -1
         self._prev = -1
-        self._buffer: list[Event] = []
+        self._buffer: list[Envelope] = []
         self._pending_remote: list[dict[str, Any]] = []
         self._last_flush = 0.0
         self._flush_task: asyncio.Task[None] | None = None
@@ -410,28 +408,33 @@ class RunPublisher:
     def last_cursor(self) -> int:
         return self._next - 1
 
-    async def emit(self, type: EventType, data: dict[str, Any]) -> Event:
+    async def emit(self, event: Event) -> Envelope:
+        """Publish one typed event (and only those: apps.core.events)."""
+        if not isinstance(event, Event):
+            raise TypeError(f"emit takes an apps.core.events.Event, not {type(event)!r}")
         if self._next > self._reserved:
             self._reserved = await sync_to_async(_extend_reservation_sync)(
                 self.conversation_id, CURSOR_BLOCK
             )
-        event = Event(type, self.conversation_id, self.run_id, data, self._next)
+        kind = event.type
+        envelope = Envelope(event, self.conversation_id, self.run_id, self._next)
+        event_cursor = envelope.cursor
         self._next += 1
-        prev, self._prev = self._prev, event.cursor
-        hub.deliver(self._key, {"event": event, "prev": prev})  # in-process: the object
-        self._buffer.append(event)
+        prev, self._prev = self._prev, event_cursor
+        hub.deliver(self._key, {"event": envelope, "prev": prev})  # in-process: the object
+        self._buffer.append(envelope)
         if _channel_layer_is_shared():
-            self._pending_remote.append({"event": event.to_dict(), "prev": prev})
-            if type not in DELTA_TYPES or len(self._pending_remote) >= 32:
+            self._pending_remote.append({"event": envelope.to_dict(), "prev": prev})
+            if kind not in DELTA_TYPES or len(self._pending_remote) >= 32:
                 await self._flush_remote()
             elif self._flush_task is None:
                 self._schedule_flush()
         now = asyncio.get_running_loop().time()
-        if type not in DELTA_TYPES or now - self._last_flush >= FLUSH_INTERVAL:
+        if kind not in DELTA_TYPES or now - self._last_flush >= FLUSH_INTERVAL:
             self._kick_writer()  # in the background: a token never waits for the database
         elif self._flush_task is None:
             self._schedule_flush()
-        return event
+        return envelope
 
     def _kick_writer(self) -> None:
         self._last_flush = asyncio.get_running_loop().time()
@@ -492,13 +495,13 @@ async def publish_detached(
     *,
     conversation_id: uuid.UUID,
     run_id: uuid.UUID | None,
-    events: list[tuple[EventType, dict[str, Any]]],
-) -> list[Event]:
+    events: list[Event],
+) -> list[Envelope]:
     """Publish a few events when no run of the conversation is executing (a run found
     dead, a paused run cancelled): the caller must be the only writer at that moment."""
     publisher = RunPublisher(conversation_id=conversation_id, run_id=run_id)
     await publisher.start()
-    out = [await publisher.emit(t, d) for t, d in events]
+    out = [await publisher.emit(e) for e in events]
     await publisher.close()
     return out
 

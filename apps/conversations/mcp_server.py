@@ -5,12 +5,13 @@ a tool `ask_<slug>` taking a question (and optionally the conversation to contin
 `McpView` (api/mcp.py) authenticates the request with the API's credentials (API key,
 OAuth token, session), then hands it to the SDK's session manager through
 `handle_http`, which runs it on the server's event loop and returns the whole response.
+A tool call starts a run through the run service (`message_send`) and awaits its end on
+the event loop by reading the run's events, like any stream.
 """
 
 import asyncio
 import contextlib
 import re
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -20,9 +21,13 @@ from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
-from apps.conversations import runner
+from apps.agents.selectors import agents_usable_by
 from apps.conversations.choices import ConversationSource, RunStatus
-from apps.conversations.models import Message, Run
+from apps.conversations.models import Run
+from apps.conversations.selectors import access_conversation, run_result
+from apps.conversations.services import conversation_create, message_send
+from apps.conversations.streaming import run_events
+from apps.core.exceptions import ApplicationError
 from apps.users.actors import Actor
 
 ACTOR_SCOPE_KEY = "platform.actor"
@@ -43,13 +48,11 @@ def _actor(ctx: Any) -> Actor:
 
 
 def _usable_agents_sync(actor: Actor) -> list[Any]:
-    from apps.agents.selectors import agents_usable_by
-
     return list(agents_usable_by(actor=actor).order_by("slug"))
 
 
 async def _list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-    agents = await sync_to_async(_usable_agents_sync)(_actor(ctx))
+    agents = await sync_to_async(_usable_agents_sync, thread_sensitive=False)(_actor(ctx))
     return types.ListToolsResult(
         tools=[
             types.Tool(
@@ -74,9 +77,6 @@ async def _list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
 
 
 def _start_sync(actor: Actor, name: str, question: str, conversation_id: str | None) -> Run:
-    from apps.conversations.selectors import access_conversation
-    from apps.conversations.services import conversation_create, message_send
-
     agent = next((a for a in _usable_agents_sync(actor) if tool_name(a.slug) == name), None)
     if agent is None:
         raise LookupError(f"Unknown tool {name}.")
@@ -86,15 +86,7 @@ def _start_sync(actor: Actor, name: str, question: str, conversation_id: str | N
             raise LookupError("That conversation belongs to another agent.")
     else:
         conv = conversation_create(actor=actor, agent=agent, source=ConversationSource.MCP)
-    return message_send(actor=actor, conversation=conv, content=question, dispatch=False)
-
-
-def _result_sync(run_id: uuid.UUID) -> tuple[Run, str]:
-    run = Run.objects.get(id=run_id)
-    answer = (
-        Message.objects.filter(id=run.answer_message_id).first() if run.answer_message_id else None
-    )
-    return run, answer.text if answer else ""
+    return message_send(actor=actor, conversation=conv, content=question, stream=True)
 
 
 def _error(text: str) -> types.CallToolResult:
@@ -107,16 +99,17 @@ async def _call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Cal
     question = args.get("question")
     if not isinstance(question, str) or not question.strip():
         return _error("`question` is required.")
-    from apps.core.exceptions import ApplicationError
-
+    if not actor.allows("conversations", write=True):
+        return _error("This credential's scopes do not allow starting a conversation.")
     try:
-        run = await sync_to_async(_start_sync)(
+        run = await sync_to_async(_start_sync, thread_sensitive=False)(
             actor, params.name, question, args.get("conversation_id") or None
         )
     except (LookupError, ApplicationError) as exc:
         return _error(str(exc))
-    await runner.drive_conversation(run.conversation_id)
-    run, text = await sync_to_async(_result_sync)(run.id)
+    async for _ in run_events(run):
+        pass  # the run's events up to its end
+    run, text = await sync_to_async(run_result, thread_sensitive=False)(run_id=run.id)
     if run.status != RunStatus.COMPLETED:
         detail = run.error_message or run.status
         return _error(f"The agent did not answer ({run.status}): {detail}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from apps.conversations.choices import RunStatus
+from apps.conversations.choices import ConversationSource, RunStatus
 from apps.conversations.exceptions import (
     ConversationNotFound,
     MessageNotFound,
@@ -150,3 +150,80 @@ def shared_conversation(*, token: str) -> Conversation:
     if share is None:
         raise ShareNotFound()
     return share.conversation
+
+
+# --- what the runner reads (no actor: the run was authorized when it was created) ---------
+
+
+def message_as_openai(m: Message) -> dict[str, Any]:
+    """A stored message in the OpenAI message shape (plus `metadata` when it has some)."""
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = m.tool_calls
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name:
+        out["name"] = m.name
+    if m.metadata:
+        out["metadata"] = m.metadata
+    if m.attachments:  # files the engine gives the model (apps.agents.context)
+        out["attachments"] = m.attachments
+    return out
+
+
+def conversation_history(*, conversation_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The conversation's live messages from the latest compaction summary on."""
+    rows = list(
+        Message.objects.filter(conversation_id=conversation_id, superseded_at__isnull=True)
+        .order_by("seq")
+        .only(
+            "role",
+            "content",
+            "tool_calls",
+            "tool_call_id",
+            "name",
+            "metadata",
+            "seq",
+            "attachments",
+        )
+    )
+    start = 0
+    for i, m in enumerate(rows):
+        if (m.metadata or {}).get("kind") == "compaction":
+            start = i
+    return [message_as_openai(m) for m in rows[start:]]
+
+
+def run_user_text(*, run: Run) -> str:
+    """The text of the user message a run answers ("" when it has none)."""
+    if run.message_id is None:
+        return ""
+    return Message.objects.only("text").get(id=run.message_id).text
+
+
+def run_is_first_exchange(*, run: Run) -> bool:
+    """Whether the run answers the first exchange of a conversation without a title."""
+    if Conversation.objects.filter(id=run.conversation_id).exclude(title="").exists():
+        return False
+    return (
+        not Run.objects.filter(conversation_id=run.conversation_id, status=RunStatus.COMPLETED)
+        .exclude(id=run.id)
+        .exists()
+    )
+
+
+def run_result(*, run_id: uuid.UUID) -> tuple[Run, str]:
+    """A run re-read with the text of its answer ("" without one)."""
+    run = Run.objects.get(id=run_id)
+    answer = (
+        Message.objects.filter(id=run.answer_message_id).only("text").first()
+        if run.answer_message_id
+        else None
+    )
+    return run, answer.text if answer else ""
+
+
+def run_wants_extras(*, run: Run) -> bool:
+    """Whether the run may make model calls nobody asked for (title, suggestions): only
+    in chat conversations, never for the OpenAI-compatible or MCP endpoints."""
+    return run.conversation.source == ConversationSource.CHAT

@@ -1,19 +1,26 @@
-"""Writes of conversations, messages and runs. Every function takes an Actor whose access
-was checked by a selector; run execution is scheduled after commit (see runner.dispatch)."""
+"""Writes of conversations, messages and runs, and the run service.
 
+The run service is the only way any caller starts, resumes or cancels a run:
+`message_send` (the public send entry point), `run_start`, `run_resume`, `run_cancel`,
+`run_stream_opened`. Behind it the process's one `RunExecutor` (executor.py) executes runs
+on the ASGI server's loop or hands them to a Celery worker; `runner.py` executes and calls
+back here for every write (claims, messages, the end of a run).
+"""
+
+import contextlib
 import hashlib
 import secrets
 import uuid
+from dataclasses import asdict, is_dataclass
 from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.agents.services import message_inputs_prepare
-from apps.conversations import runner
 from apps.conversations.choices import (
     ACTIVE_STATUSES,
     ConversationSource,
@@ -22,7 +29,7 @@ from apps.conversations.choices import (
     RunKind,
     RunStatus,
 )
-from apps.conversations.eventlog import cursor_reservation_sync, publish_detached
+from apps.conversations.eventlog import PROCESS_ID, cursor_reservation_sync, publish_detached
 from apps.conversations.exceptions import (
     NothingToRerun,
     RunActive,
@@ -30,6 +37,7 @@ from apps.conversations.exceptions import (
     RunNotCancellable,
     RunNotQueued,
 )
+from apps.conversations.executor import executor
 from apps.conversations.models import (
     Conversation,
     Message,
@@ -38,23 +46,44 @@ from apps.conversations.models import (
     ShareLink,
     StreamTicket,
 )
-from apps.core.events import EventType
+from apps.core.events import Done, End, RunCancelled, RunInterrupted, Usage
 from apps.core.exceptions import ValidationFailed
 from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
 from apps.users.choices import Role as MemberRole
 
 STREAM_TICKET_TTL = timedelta(seconds=60)
+STALE_AFTER = timedelta(seconds=30)  # a running run silent this long belongs to a dead process
+INTERRUPTED_REASON = "The process executing the run stopped."
 
 
-def _after_commit_dispatch(
-    conversation: Conversation, *, background: bool = False, resume_run_id: uuid.UUID | None = None
-) -> None:
-    transaction.on_commit(
-        lambda: runner.dispatch(
-            conversation_id=conversation.id, background=background, resume_run_id=resume_run_id
-        )
-    )
+# --- the run service -------------------------------------------------------------------------
+
+
+def run_start(*, conversation_id: uuid.UUID, background: bool = False) -> None:
+    """Make sure the conversation's next queued run executes (idempotent): in this process
+    when it serves the ASGI loop, else (and for background runs) in a Celery worker.
+    Within a transaction it takes effect after commit."""
+    transaction.on_commit(lambda: executor.start(conversation_id, background=background))
+
+
+def run_resume(*, run: Run) -> None:
+    """Execute a paused run whose decisions are stored (after commit)."""
+    transaction.on_commit(lambda: executor.resume(run.conversation_id, run.id))
+
+
+def run_stream_opened(*, run: Run) -> None:
+    """A stream of `run` (sent with `message_send(stream=True)`) is subscribed: the run
+    goes (at once when it was started in the send; queued, when nothing is active)."""
+    if run.status == RunStatus.RUNNING and executor.can_start_here():
+        executor.stream_subscribed(run.id)
+    elif run.status == RunStatus.QUEUED:
+        executor.start(run.conversation_id, background=run.background)
+
+
+def _after_commit_prestart(run: Run, reservation: tuple[int, int, int]) -> None:
+    executor.hold(run.id, reservation)
+    transaction.on_commit(lambda: executor.prestart(run))
 
 
 def conversation_create(
@@ -82,7 +111,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """Delete the conversation with its messages, runs and events; an active run is
     asked to stop first."""
     for run in Run.objects.filter(conversation=conversation, status__in=ACTIVE_STATUSES):
-        runner.request_cancel_local(run.id)
+        executor.cancel(run.id)
     with transaction.atomic():
         files_delete_for_conversation(conversation_id=conversation.id)
         conversation.delete()
@@ -91,9 +120,56 @@ def conversation_delete(*, conversation: Conversation) -> None:
 def interrupt_stale_runs_of(*, conversation: Conversation) -> None:
     """Mark the conversation's runs whose process died `interrupted` (idempotent), so a
     new message can start and a stream of such a run ends."""
-    if runner.stale_runs_sync(conversation.id):
-        async_to_sync(runner.interrupt_stale_runs)(conversation.id)
-        runner.dispatch(conversation_id=conversation.id)
+    if runs_interrupt_stale(conversation_id=conversation.id):
+        run_start(conversation_id=conversation.id)
+
+
+def _stale_runs(conversation_id: uuid.UUID | None) -> list[Run]:
+    qs = Run.objects.filter(
+        status=RunStatus.RUNNING, heartbeat_at__lt=timezone.now() - STALE_AFTER
+    ).exclude(owner=PROCESS_ID)
+    if conversation_id is not None:
+        qs = qs.filter(conversation_id=conversation_id)
+    return list(qs)
+
+
+def runs_interrupt_stale(*, conversation_id: uuid.UUID | None = None) -> int:
+    """Mark runs whose process died (no heartbeat for STALE_AFTER) `interrupted` with a
+    reason, and publish their closing events; the next turn repairs their dangling tool
+    calls. Idempotent (a conditional update per run). Returns how many it marked."""
+    count = 0
+    for run in _stale_runs(conversation_id):
+        updated = Run.objects.filter(
+            id=run.id, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(
+            status=RunStatus.INTERRUPTED,
+            finished_at=timezone.now(),
+            error_code="interrupted",
+            error_message=INTERRUPTED_REASON,
+            owner="",
+        )
+        if not updated:
+            continue
+        count += 1
+        async_to_sync(publish_detached)(
+            conversation_id=run.conversation_id,
+            run_id=run.id,
+            events=[
+                RunInterrupted(reason=INTERRUPTED_REASON),
+                _done(RunStatus.INTERRUPTED, run),
+                End(),
+            ],
+        )
+    return count
+
+
+def _done(status: str, run: Run) -> Done:
+    """The `done` of a run that ends without executing further (no answer)."""
+    return Done(
+        status=str(status),
+        message_id=None,
+        usage=Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens),
+    )
 
 
 def _interrupt_stale(conversation: Conversation) -> None:
@@ -133,17 +209,15 @@ def message_send(
     attachments: list[dict[str, Any]] | None = None,
     running_run_behavior: str = "queue",
     background: bool = False,
-    dispatch: bool = True,
     stream: bool = False,
 ) -> Run:
     """Send a user message: a queued Run holding it, started at once when no run is
     active (the message then exists when this returns), else queued behind the active
     run, or, with running_run_behavior="interrupt", the active run is cancelled first.
-    With dispatch=False the caller starts the run (the streaming response does). With
-    stream=True the caller streams the run and calls `runner.stream_subscribed(run)` once
-    subscribed; when the run can start in this process at once, it is started in this
-    transaction (status running, cursors reserved) and begins as soon as the stream
-    subscribes."""
+    With stream=True the caller streams the run and calls `run_stream_opened(run=...)`
+    once subscribed; when the run can start in this process at once, it is started in
+    this transaction (status running, cursors reserved) and begins as soon as the stream
+    subscribes (or after STREAM_GATE_SECONDS without one)."""
     actor.require_role(MemberRole.VIEWER)
     content = _validate_content(content)
     attachments = message_inputs_prepare(
@@ -174,7 +248,7 @@ def message_send(
                 locked=locked,
                 message={"role": Role.USER, "content": content, "attachments": attachments or []},
                 background=background,
-                start_here=stream and runner.can_start_here(background=background),
+                start_here=stream and executor.can_start_here(background=background),
             )
         else:
             priority = 0
@@ -192,8 +266,11 @@ def message_send(
             )
     if active is not None and running_run_behavior == "interrupt":
         _cancel_active(active)
-    if dispatch:
-        runner.dispatch(conversation_id=conversation.id, background=background)
+    elif active is not None:
+        active_id = active.id  # its heartbeat announces the queued message (`run.queued`)
+        transaction.on_commit(lambda: executor.poke(active_id))
+    if not stream:
+        run_start(conversation_id=conversation.id, background=background)
     return run
 
 
@@ -209,15 +286,13 @@ def _run_now(
     """In `message_send`'s transaction (the conversation row `locked`, no run active or
     queued): the message and its run, stored at once so the 202 already names the
     message. With `start_here` the run is also running in this process with its event
-    cursors reserved, and `runner.prestart` executes it after commit; otherwise it is
-    queued for `runner.dispatch`. Five statements: the log's last cursor, two inserts,
+    cursors reserved, and the executor executes it after commit; otherwise it is queued
+    for `run_start`. Five statements: the log's last cursor, two inserts,
     one update."""
     now = timezone.now()
     run_id = uuid.uuid4()
     seq = locked.message_seq + 1
-    msg = runner.message_create_sync(
-        conversation_id=conversation.id, run_id=run_id, message=message, seq=seq
-    )
+    msg = message_create(conversation_id=conversation.id, run_id=run_id, message=message, seq=seq)
     run = Run.objects.create(
         id=run_id,
         conversation=conversation,
@@ -227,15 +302,14 @@ def _run_now(
         kind=RunKind.SEND,
         message=msg,
         background=background,
-        **(runner.started_here_fields(now) if start_here else {}),
+        **(_started_here_fields(now) if start_here else {}),
     )
     mark: dict[str, Any] = {"message_seq": seq, "last_message_at": now}
     if start_here:
         reservation = cursor_reservation_sync(conversation.id, locked.cursor_reserved)
         mark["cursor_reserved"] = reservation[1]
         run.conversation, run.agent = conversation, conversation.agent
-        runner.hold_reservation(run.id, reservation)
-        transaction.on_commit(lambda: runner.prestart(run))
+        _after_commit_prestart(run, reservation)
     Conversation.objects.filter(id=conversation.id).update(**mark)
     return run
 
@@ -245,7 +319,7 @@ def _cancel_active(run: Run) -> None:
         _cancel_paused(run)
     else:
         Run.objects.filter(id=run.id).update(cancel_requested=True)
-        runner.request_cancel_local(run.id)
+        executor.cancel(run.id)
 
 
 def _cancel_paused(run: Run) -> bool:
@@ -260,19 +334,9 @@ def _cancel_paused(run: Run) -> bool:
             conversation_id=run.conversation_id,
             run_id=run.id,
             events=[
-                (EventType.RUN_CANCELLED, {"reason": "cancelled"}),
-                (
-                    EventType.DONE,
-                    {
-                        "status": "cancelled",
-                        "message_id": None,
-                        "usage": {
-                            "input_tokens": run.input_tokens,
-                            "output_tokens": run.output_tokens,
-                        },
-                    },
-                ),
-                (EventType.END, {}),
+                RunCancelled(reason="cancelled"),
+                _done(RunStatus.CANCELLED, run),
+                End(),
             ],
         )
     return bool(updated)
@@ -293,10 +357,10 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
         if not _cancel_paused(run):
             run.refresh_from_db()
             return run_cancel(actor=actor, run=run)
-        runner.dispatch(conversation_id=run.conversation_id)
+        run_start(conversation_id=run.conversation_id)
     elif run.status == RunStatus.RUNNING:
         Run.objects.filter(id=run.id).update(cancel_requested=True)
-        runner.request_cancel_local(run.id)
+        executor.cancel(run.id)
     else:
         raise RunNotCancellable()
     run.refresh_from_db()
@@ -321,7 +385,7 @@ def run_decide(*, actor: Actor, run: Run, decisions: dict[str, bool]) -> Run:
     if not updated:
         raise RunNotAwaitingApproval("A decision was already recorded.")
     run.refresh_from_db()
-    runner.dispatch(conversation_id=run.conversation_id, resume_run_id=run.id)
+    run_resume(run=run)
     return run
 
 
@@ -387,7 +451,7 @@ def _rerun(
         if new_content is not None:
             later.update(superseded_at=now)
             Message.objects.filter(id=last_user.id).update(superseded_at=now)
-            msg = runner.message_create_sync(
+            msg = message_create(
                 conversation_id=conversation.id,
                 run_id=run.id,
                 message={
@@ -402,7 +466,7 @@ def _rerun(
             msg = last_user
         run.message = msg
         run.save(update_fields=["message"])
-    runner.dispatch(conversation_id=conversation.id)
+    run_start(conversation_id=conversation.id)
     return run
 
 
@@ -482,3 +546,182 @@ def stream_ticket_consume(*, token: str) -> StreamTicket | None:
     if not StreamTicket.objects.filter(id=ticket.id, used_at__isnull=True).update(used_at=now):
         return None
     return ticket
+
+
+# --- writes of the runner (runner.py executes; rows are written here) ----------------------
+
+
+def content_text(content: Any) -> str:
+    """Plain text of an OpenAI message content (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def _plain(citation: Any) -> Any:
+    return (
+        asdict(citation) if is_dataclass(citation) and not isinstance(citation, type) else citation
+    )
+
+
+def message_create(
+    *,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    message: dict[str, Any],
+    seq: int | None = None,
+) -> Message:
+    """Append an OpenAI-format message (+ optional metadata/attachments/citations/usage).
+    `seq`: given by a caller holding the conversation's row lock, which then stores it in
+    `message_seq` itself; otherwise the next one is taken here."""
+    with transaction.atomic() if seq is None else contextlib.nullcontext():
+        if seq is None:
+            Conversation.objects.filter(id=conversation_id).update(
+                message_seq=F("message_seq") + 1, last_message_at=timezone.now()
+            )
+            seq = Conversation.objects.filter(id=conversation_id).values_list(
+                "message_seq", flat=True
+            )[0]
+        metadata = dict(message.get("metadata") or {})
+        citations = metadata.pop("citations", None) or message.get("citations") or []
+        usage = metadata.pop("usage", None) or message.get("usage") or {}
+        content = message.get("content")
+        # The engine names its messages (the id it already used in events): keep it.
+        msg_id = uuid.UUID(str(message["id"])) if message.get("id") else uuid.uuid4()
+        return Message.objects.create(
+            id=msg_id,
+            conversation_id=conversation_id,
+            run_id=run_id,
+            seq=seq,
+            role=message["role"],
+            content=content if content is not None else "",
+            text=content_text(content),
+            tool_calls=message.get("tool_calls") or [],
+            tool_call_id=message.get("tool_call_id") or "",
+            name=message.get("name") or "",
+            attachments=message.get("attachments") or [],
+            citations=[_plain(c) for c in citations],
+            usage=usage,
+            metadata=metadata,
+        )
+
+
+def conversation_history_import(
+    *, conversation: Conversation, messages: list[dict[str, Any]]
+) -> None:
+    """Store earlier messages given by a client (the OpenAI-compatible endpoint's request
+    history) before its first send."""
+    for message in messages:
+        message_create(conversation_id=conversation.id, run_id=None, message=dict(message))
+
+
+def _started_here_fields(now: Any) -> dict[str, Any]:
+    return {
+        "status": RunStatus.RUNNING,
+        "owner": PROCESS_ID,
+        "heartbeat_at": now,
+        "started_at": now,
+    }
+
+
+def run_claim_next(*, conversation_id: uuid.UUID) -> Run | None:
+    """Start the next queued run of the conversation in this process, if none is active.
+    Materializes a queued message as a user Message. Returns None when there is nothing
+    to start or another run is active (the constraint decides between racing processes)."""
+    try:
+        with transaction.atomic():
+            if Run.objects.filter(
+                conversation_id=conversation_id, status__in=ACTIVE_STATUSES
+            ).exists():
+                return None
+            run = (
+                Run.objects.filter(conversation_id=conversation_id, status=RunStatus.QUEUED)
+                .order_by("-priority", "created_at")
+                .first()
+            )
+            if run is None:
+                return None
+            updated = Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
+                **_started_here_fields(timezone.now())
+            )
+            if not updated:
+                return None
+            if run.pending_input and run.message_id is None:
+                msg = message_create(
+                    conversation_id=conversation_id,
+                    run_id=run.id,
+                    message={"role": Role.USER, **run.pending_input},
+                )
+                Run.objects.filter(id=run.id).update(message=msg, pending_input={})
+    except IntegrityError:
+        return None  # another process started a run first
+    return Run.objects.select_related("agent", "conversation").get(id=run.id)
+
+
+def run_claim_paused(*, run_id: uuid.UUID) -> Run | None:
+    """requires_action -> running for the approval decisions already stored on the run."""
+    updated = Run.objects.filter(id=run_id, status=RunStatus.REQUIRES_ACTION).update(
+        status=RunStatus.RUNNING, owner=PROCESS_ID, heartbeat_at=timezone.now()
+    )
+    if not updated:
+        return None
+    return Run.objects.select_related("agent", "conversation").get(id=run_id)
+
+
+def run_heartbeat(*, run: Run) -> tuple[bool, list[str]]:
+    """Prove this process alive for a run it executes. Returns whether a cancel was asked,
+    and the ids of the runs queued behind it, next first."""
+    Run.objects.filter(id=run.id, owner=PROCESS_ID).update(heartbeat_at=timezone.now())
+    cancelled = Run.objects.filter(id=run.id, cancel_requested=True).exists()
+    queued = Run.objects.filter(
+        conversation_id=run.conversation_id, status=RunStatus.QUEUED
+    ).order_by("-priority", "created_at")
+    return cancelled, [str(i) for i in queued.values_list("id", flat=True)]
+
+
+def run_pause(*, run_id: uuid.UUID, pending: list[dict[str, Any]], usage: dict[str, int]) -> None:
+    """A run waits for approval decisions on `pending` tool calls."""
+    Run.objects.filter(id=run_id).update(
+        status=RunStatus.REQUIRES_ACTION,
+        pending_approvals=pending,
+        decisions={},
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        owner="",
+    )
+
+
+def run_finish(
+    *,
+    run_id: uuid.UUID,
+    status: str,
+    usage: dict[str, int] | None = None,
+    error_code: str = "",
+    error_message: str = "",
+    answer_message_id: uuid.UUID | None = None,
+) -> None:
+    """Record the end of a run executed here: its terminal status, usage, error, answer."""
+    fields: dict[str, Any] = {
+        "status": status,
+        "finished_at": timezone.now(),
+        "error_code": error_code,
+        "error_message": error_message,
+        "pending_approvals": [],
+        "owner": "",
+    }
+    if usage is not None:
+        fields.update(input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])
+    if answer_message_id is not None:
+        fields["answer_message_id"] = answer_message_id
+    Run.objects.filter(id=run_id).update(**fields)
+
+
+def conversation_title_auto(*, conversation_id: uuid.UUID, title: str) -> bool:
+    """Set the automatic title unless the conversation has one (a user's wins)."""
+    return bool(Conversation.objects.filter(id=conversation_id, title="").update(title=title[:200]))

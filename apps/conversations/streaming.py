@@ -12,10 +12,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
-from django.db import connections
+from asgiref.sync import sync_to_async
 
 from apps.conversations.eventlog import (
     FLUSH_INTERVAL,
@@ -27,7 +25,8 @@ from apps.conversations.eventlog import (
 )
 from apps.conversations.exceptions import InvalidCursor
 from apps.conversations.models import Run
-from apps.core.events import Event, EventType
+from apps.conversations.services import run_stream_opened
+from apps.core.events import HEARTBEAT, Envelope, EventType, Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ HEARTBEAT_SECONDS = 15.0
 EARLY_POLLS = (0.25, 0.5, 1.0, 2.0)  # after subscribing, in case a publish raced us
 GAP_WAIT_SECONDS = max(2.0, FLUSH_INTERVAL * 10)
 
-HEARTBEAT = object()  # yielded when the stream has been idle HEARTBEAT_SECONDS
+StreamItem = Envelope | Heartbeat  # a stream yields events, and HEARTBEAT when idle
 
 
 def parse_cursor(header: str | None, param: str | None) -> int | None:
@@ -61,7 +60,7 @@ async def events_after(
     stop_at_end: bool = False,
     on_subscribed: Callable[[], None] | None = None,
     subscription: Subscription | None = None,
-) -> AsyncIterator[Event | object]:
+) -> AsyncIterator[StreamItem]:
     """Events of the conversation (of one run if `run_id`) with cursor > `after`; `after`
     None means "from now" for a conversation and "from the start" for a run. Yields
     HEARTBEAT when idle. Stops after the run's `end` when `stop_at_end`. Uses
@@ -80,7 +79,7 @@ async def events_after(
             )
         seen = after  # the last conversation cursor accounted for (sent or not ours)
 
-        def ours(event: Event) -> bool:
+        def ours(event: Envelope) -> bool:
             return run_id is None or event.run_id == run_id
 
         for event in await read_log(conversation_id, after=seen):
@@ -124,7 +123,7 @@ async def events_after(
                     yield HEARTBEAT
                 continue
             raw = message["event"]
-            event = raw if isinstance(raw, Event) else Event.from_dict(raw)
+            event = raw if isinstance(raw, Envelope) else Envelope.from_dict(raw)
             if event.cursor <= seen:
                 continue
             if message["prev"] > seen:
@@ -143,34 +142,19 @@ async def events_after(
         await hub.unsubscribe(sub)
 
 
-def run_events(run: Run) -> AsyncIterator[Event | object]:
+def run_events(run: Run) -> AsyncIterator[StreamItem]:
     """The events of a run just sent with `message_send(stream=True)`, from its start to
-    its `end`, for a streaming response; starts the run. Called from the view: under the
-    ASGI loop it subscribes at once, so the run starts without waiting for the response
-    to begin; otherwise the run starts once the body subscribes."""
-    from apps.conversations import runner
-
-    loop = runner.main_loop()
-    if loop is None:
-        return events_after(
-            conversation_id=run.conversation_id,
-            after=None,
-            run_id=run.id,
-            stop_at_end=True,
-            on_subscribed=lambda: runner.stream_subscribed(run),
-        )
-    sub = hub.subscribe_threadsafe(run.conversation_id, loop)
-    runner.stream_subscribed(run)
+    its `end`; the run goes once the stream is subscribed (`run_stream_opened`)."""
     return events_after(
         conversation_id=run.conversation_id,
         after=None,
         run_id=run.id,
         stop_at_end=True,
-        subscription=sub,
+        on_subscribed=lambda: run_stream_opened(run=run),
     )
 
 
-async def _fill_gap(conversation_id: uuid.UUID, seen: int, prev: int) -> AsyncIterator[Event]:
+async def _fill_gap(conversation_id: uuid.UUID, seen: int, prev: int) -> AsyncIterator[Envelope]:
     """Events seen < cursor <= prev from the log, waiting for them to be written."""
     deadline = asyncio.get_running_loop().time() + GAP_WAIT_SECONDS
     while True:
@@ -185,36 +169,11 @@ async def _fill_gap(conversation_id: uuid.UUID, seen: int, prev: int) -> AsyncIt
         await asyncio.sleep(FLUSH_INTERVAL / 4)
 
 
-def sse_frame(item: Event | object) -> bytes:
-    if isinstance(item, Event):
-        return item.to_sse()
-    return b": keep-alive\n\n"
+def sse_frame(item: StreamItem) -> bytes:
+    return item.to_sse()
 
 
-def release_request_thread() -> None:
-    """Let an open stream hold no thread. Under ASGI, Django runs a request's sync code
-    (middleware, the DRF view) in a one-thread executor tied to the request, kept until
-    the response ends; a stream body calls this once the view has returned, so the thread
-    (after closing its database connections) goes away while the body is being streamed.
-    Anything thread-sensitive later in the response (Django's `response.close()`) gets a
-    fresh, short-lived thread. The body itself only uses `thread_sensitive=False` calls."""
-    if getattr(AsyncToSync.executors, "current", None) is not None:
-        return  # called from under async_to_sync: that thread is not ours to stop
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    if context is None or getattr(context, "_executor", None) is not None:
-        return  # no per-request executor, or one its owner manages
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
-    if executor is not None:
-        executor.submit(connections.close_all)
-        executor.shutdown(wait=False)  # the thread ends after closing the connections
-
-
-async def sse_body(events: AsyncIterator[Event | object]) -> AsyncIterator[bytes]:
+async def sse_body(events: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
     yield b"retry: 1000\n\n"
-    release_request_thread()
     async for item in events:
         yield sse_frame(item)
-
-
-def event_payload(item: Event) -> dict[str, Any]:
-    return item.to_dict()

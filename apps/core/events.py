@@ -1,71 +1,423 @@
-"""Every event the platform streams, defined once.
+"""Every event the platform streams, defined once: one frozen dataclass per event type.
 
-SSE, WebSocket, the durable run-event log and docs/events.md all use these shapes. An event
-on the wire is one JSON object:
+SSE, WebSocket, the durable run-event log, the OpenAI-compatible relay and webhooks all
+use these classes; a payload cannot be built by hand elsewhere (`emit` takes only an
+`Event`). On the wire an event travels in its `Envelope`:
 
     {"type": "answer.delta", "cursor": 42, "conversation_id": "…", "run_id": "…",
      "ts": "2026-11-22T16:00:00.000000+00:00", "data": {"message_id": "…", "delta": "Hel"}}
 
-`cursor` is monotonic per conversation; it is the SSE `id:` and what a client resumes from.
-Changing a shape here is an API change: update docs/events.md with it.
+`data` is the event's `to_dict()`: its fields, ids as strings, optional fields (default
+None) left out when unset. `cursor` is monotonic per conversation; it is the SSE `id:` and
+what a client resumes from. Changing a class here is an API change: the table in
+docs/events.md is rendered from this module (`python -m apps.core.events`) and a test
+fails when the two differ.
 """
 
-import json
+import dataclasses
+import sys
+import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, ClassVar, Self
+
+import orjson
 
 
 class EventType(StrEnum):
-    RUN_QUEUED = "run.queued"  # {message_id, position}
-    RUN_STARTED = "run.started"  # {agent_id, message_id}
-    STEP = "step"  # {step, kind: "thinking"|"tool_decision", thinking_delta?}
-    PHASE = "phase"  # {phase: "thinking"|"tool_calling"|"answering"|"compacting"}
-    TOOL_CALL = "tool.call"  # {tool_call_id, name, arguments, source, requires_approval}
-    TOOL_RESULT = "tool.result"  # {tool_call_id, name, content, is_error, synthetic}
-    APPROVAL_REQUIRED = "approval.required"  # {tool_call_id, name, arguments}
-    COMPACT = "compact"  # {removed_messages, summary_message_id}
-    ANSWER_START = "answer.start"  # {message_id}
-    ANSWER_DELTA = "answer.delta"  # {message_id, delta}
-    ANSWER_DONE = "answer.done"  # {message_id, content, citations}
-    SUBAGENT = "subagent"  # {tool_call_id, agent_id, depth, event: {type, data}}
-    TITLE = "title"  # {title}
-    SUGGESTIONS = "suggestions"  # {suggestions: [str]}
-    RUN_REQUIRES_ACTION = "run.requires_action"  # {pending: [{tool_call_id, name, arguments}]}
-    RUN_COMPLETED = "run.completed"  # {usage: {input_tokens, output_tokens}}
-    RUN_FAILED = "run.failed"  # {error: {code, message}}
-    RUN_CANCELLED = "run.cancelled"  # {reason}
-    RUN_INTERRUPTED = "run.interrupted"  # {reason}
-    DONE = "done"  # {status, message_id, usage}: the final result of the run
-    END = "end"  # {}: always the last event of a run's stream
+    RUN_QUEUED = "run.queued"
+    RUN_STARTED = "run.started"
+    STEP = "step"
+    PHASE = "phase"
+    TOOL_CALL = "tool.call"
+    TOOL_RESULT = "tool.result"
+    APPROVAL_REQUIRED = "approval.required"
+    COMPACT = "compact"
+    ANSWER_START = "answer.start"
+    ANSWER_DELTA = "answer.delta"
+    ANSWER_DONE = "answer.done"
+    SUBAGENT = "subagent"
+    TITLE = "title"
+    SUGGESTIONS = "suggestions"
+    RUN_REQUIRES_ACTION = "run.requires_action"
+    RUN_COMPLETED = "run.completed"
+    RUN_FAILED = "run.failed"
+    RUN_CANCELLED = "run.cancelled"
+    RUN_INTERRUPTED = "run.interrupted"
+    DONE = "done"
+    END = "end"
 
 
-# Events after which a run's stream ends.
-TERMINAL_TYPES = frozenset({EventType.END})
 # Events never written to the durable log one by one (they are coalesced per batch).
 DELTA_TYPES = frozenset({EventType.ANSWER_DELTA, EventType.STEP})
 
 
-@dataclass(frozen=True)
-class Event:
-    """One streamed event. `cursor` is assigned by the publisher (-1 until then)."""
+def _plain(value: Any) -> Any:
+    if isinstance(value, Payload):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
-    type: EventType
+
+def _load(hint: Any, value: Any) -> Any:
+    """A JSON value back into the type a field declares (nested payloads, lists of them)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not NoneType]
+        return _load(args[0], value) if len(args) == 1 else value
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_load(item, v) for v in value]
+    if isinstance(hint, type) and issubclass(hint, Payload):
+        return hint.from_dict(value)
+    return value
+
+
+class Payload:
+    """A JSON object with typed fields (events and the objects nested in them)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: every field, ids as strings; optional fields when set."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The object back from its `to_dict()` (unknown keys are ignored)."""
+        hints = _hints(cls)
+        kwargs = {
+            f.name: _load(hints[f.name], data[f.name])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name in data
+        }
+        return cls(**kwargs)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+# --- objects nested in events ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Usage(Payload):
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunError(Payload):
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCall(Payload):
+    tool_call_id: str
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRef(Payload):
+    tool_call_id: str
+    name: str
+
+
+# --- the events ----------------------------------------------------------------------------
+
+
+class Event(Payload):
+    """Base of every streamed event. `type` is its wire name."""
+
+    __slots__ = ()
+    type: ClassVar[EventType]
+
+
+@dataclass(frozen=True, slots=True)
+class RunQueued(Event):
+    """A message was queued behind the running run (announced by that run within its
+    heartbeat interval); `position` 1 is the next to start."""
+
+    type: ClassVar[EventType] = EventType.RUN_QUEUED
+    queued_run_id: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """A run begins (not repeated when it resumes after an approval)."""
+
+    type: ClassVar[EventType] = EventType.RUN_STARTED
+    agent_id: str
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Event):
+    """The model reasons (`kind` "thinking", `thinking_delta` streams its reasoning) or
+    decided to call tools (`kind` "tool_decision", with `tool_calls`)."""
+
+    type: ClassVar[EventType] = EventType.STEP
+    step: int
+    kind: str
+    thinking_delta: str | None = None
+    tool_calls: list[ToolCallRef] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Phase(Event):
+    """The run changes phase: "thinking", "tool_calling", "answering" or "compacting"."""
+
+    type: ClassVar[EventType] = EventType.PHASE
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall(Event):
+    """The model calls a tool (`source`: where it comes from, e.g. builtin, mcp, openapi,
+    skill, knowledge, agent)."""
+
+    type: ClassVar[EventType] = EventType.TOOL_CALL
+    tool_call_id: str
+    name: str
+    arguments: Any
+    source: str
+    requires_approval: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult(Event):
+    """A tool returned (`synthetic`: a result made for a dangling call)."""
+
+    type: ClassVar[EventType] = EventType.TOOL_RESULT
+    tool_call_id: str
+    name: str
+    content: str
+    is_error: bool
+    synthetic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequired(Event):
+    """A tool call waits for a human decision."""
+
+    type: ClassVar[EventType] = EventType.APPROVAL_REQUIRED
+    tool_call_id: str
+    name: str
+    arguments: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Compact(Event):
+    """Old turns were replaced by a summary message."""
+
+    type: ClassVar[EventType] = EventType.COMPACT
+    removed_messages: int
+    summary_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerStart(Event):
+    """The answer message begins."""
+
+    type: ClassVar[EventType] = EventType.ANSWER_START
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDelta(Event):
+    """A piece of the answer."""
+
+    type: ClassVar[EventType] = EventType.ANSWER_DELTA
+    message_id: str
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDone(Event):
+    """The answer is complete (its whole text and its citations)."""
+
+    type: ClassVar[EventType] = EventType.ANSWER_DONE
+    message_id: str
+    content: str
+    citations: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Subagent(Event):
+    """A step of a sub-agent working on the parent's tool call: its phase, tool.call,
+    tool.result, answer.start and answer.done (not its deltas) as `event: {type, data}`;
+    `depth` 1 for the run's own sub-agents, 2 for theirs."""
+
+    type: ClassVar[EventType] = EventType.SUBAGENT
+    tool_call_id: str
+    agent_id: str
+    depth: int
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Title(Event):
+    """The conversation got its automatic title (chat conversations, first exchange)."""
+
+    type: ClassVar[EventType] = EventType.TITLE
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestions(Event):
+    """Follow-up questions (chat conversations of agents with suggestions on)."""
+
+    type: ClassVar[EventType] = EventType.SUGGESTIONS
+    suggestions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequiresAction(Event):
+    """The run is paused for approvals; a stream stays open and continues once the
+    decisions are posted."""
+
+    type: ClassVar[EventType] = EventType.RUN_REQUIRES_ACTION
+    pending: list[PendingCall]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted(Event):
+    """The run finished."""
+
+    type: ClassVar[EventType] = EventType.RUN_COMPLETED
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed(Event):
+    """The run failed (e.g. `max_loops_exceeded`, `run_timeout`, provider errors)."""
+
+    type: ClassVar[EventType] = EventType.RUN_FAILED
+    error: RunError
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelled(Event):
+    """Cancelled (the cancel endpoint or an interrupting message)."""
+
+    type: ClassVar[EventType] = EventType.RUN_CANCELLED
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInterrupted(Event):
+    """The process executing it stopped (found by its stale heartbeat, or shut down)."""
+
+    type: ClassVar[EventType] = EventType.RUN_INTERRUPTED
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Event):
+    """The final result of the run."""
+
+    type: ClassVar[EventType] = EventType.DONE
+    status: str
+    message_id: str | None
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class End(Event):
+    """Always the last event of a run; a run stream closes after it."""
+
+    type: ClassVar[EventType] = EventType.END
+
+
+EVENT_CLASSES: dict[str, type[Event]] = {
+    str(cls.type): cls
+    for cls in (
+        RunQueued,
+        RunStarted,
+        Step,
+        Phase,
+        ToolCall,
+        ToolResult,
+        ApprovalRequired,
+        Compact,
+        AnswerStart,
+        AnswerDelta,
+        AnswerDone,
+        Subagent,
+        Title,
+        Suggestions,
+        RunRequiresAction,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        RunInterrupted,
+        Done,
+        End,
+    )
+}
+assert set(EVENT_CLASSES) == {str(t) for t in EventType}, "one class per event type"
+
+
+def event_from(type: str, data: dict[str, Any]) -> Event:
+    """An event from its wire `type` and `data`. Raises KeyError for an unknown type."""
+    return EVENT_CLASSES[type].from_dict(data)
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    # UTF-8 as is (no \uXXXX escapes); anything orjson does not know becomes its str().
+    return orjson.dumps(value, default=str)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One published event: the event with its place in the conversation. `cursor` is
+    assigned by the publisher."""
+
+    event: Event
     conversation_id: uuid.UUID | None
     run_id: uuid.UUID | None
-    data: dict[str, Any] = field(default_factory=dict)
     cursor: int = -1
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def with_cursor(self, cursor: int) -> "Event":
-        return Event(self.type, self.conversation_id, self.run_id, self.data, cursor, self.ts)
+    @property
+    def type(self) -> EventType:
+        return self.event.type
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        return self.event.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": str(self.type),
+            "type": str(self.event.type),
             "cursor": self.cursor,
             "conversation_id": str(self.conversation_id) if self.conversation_id else None,
             "run_id": str(self.run_id) if self.run_id else None,
@@ -74,34 +426,118 @@ class Event:
         }
 
     @cached_property
-    def _json(self) -> str:
+    def _json(self) -> bytes:
         # Made once per event, however many streams send it (cached_property writes the
         # instance's __dict__ directly, which a frozen dataclass allows).
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+        return _dumps(self.to_dict())
 
     def to_json(self) -> str:
-        return self._json
+        return self._json.decode()
 
     @cached_property
     def _sse(self) -> bytes:
-        return f"id: {self.cursor}\nevent: {self.type}\ndata: {self._json}\n\n".encode()
+        return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+            self.cursor,
+            str(self.event.type).encode(),
+            self._json,
+        )
 
     def to_sse(self) -> bytes:
         """The SSE frame: `id` is the cursor, `event` the type, `data` the JSON object."""
         return self._sse
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Event":
+    def from_dict(cls, raw: dict[str, Any]) -> "Envelope":
         return cls(
-            type=EventType(raw["type"]),
+            event=event_from(raw["type"], raw.get("data") or {}),
             conversation_id=uuid.UUID(raw["conversation_id"])
             if raw.get("conversation_id")
             else None,
             run_id=uuid.UUID(raw["run_id"]) if raw.get("run_id") else None,
-            data=raw.get("data", {}),
             cursor=int(raw.get("cursor", -1)),
             ts=datetime.fromisoformat(raw["ts"]) if raw.get("ts") else datetime.now(UTC),
         )
 
 
+# --- control frames of a stream (never logged, no cursor) ---------------------------------------
+
+
+class Frame(Payload):
+    """A stream's control frame: `{"type": ..., ...its fields}` on the WebSocket."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def to_json(self) -> str:
+        return _dumps({"type": self.type, **self.to_dict()}).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Frame):
+    """The stream is idle (every 15 s); on SSE the comment `: keep-alive`."""
+
+    type: ClassVar[str] = "heartbeat"
+
+    def to_sse(self) -> bytes:
+        return SSE_HEARTBEAT
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError(Frame):
+    """WebSocket only: why the stream is refused, sent just before the close code
+    (4400 invalid_cursor, 4401 unauthorized, 4403 forbidden, 4404 not found)."""
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+FRAME_CLASSES: tuple[type[Frame], ...] = (Heartbeat, StreamError)
 SSE_HEARTBEAT = b": keep-alive\n\n"
+HEARTBEAT = Heartbeat()
+
+
+# --- docs/events.md ----------------------------------------------------------------------------
+
+
+def _shape(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not NoneType]
+        return _shape(args[0]) if len(args) == 1 else ""
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        inner = _shape(item)
+        return f"[{inner}]" if inner else ""
+    if isinstance(hint, type) and issubclass(hint, Payload):
+        return _fields_doc(hint)
+    return ""
+
+
+def _fields_doc(cls: type) -> str:
+    hints = _hints(cls)
+    parts = []
+    for f in dataclasses.fields(cls):
+        name = f.name + ("?" if f.default is None else "")
+        shape = _shape(hints[f.name])
+        parts.append(f"{name}: {shape}" if shape else name)
+    return "{" + ", ".join(parts) + "}"
+
+
+def _doc(cls: type) -> str:
+    return " ".join((cls.__doc__ or "").split())
+
+
+def docs_table() -> str:
+    """The tables of docs/events.md: every event and control frame with its fields."""
+    lines = ["| type | data | when |", "|---|---|---|"]
+    for type_name, cls in EVENT_CLASSES.items():
+        lines.append(f"| `{type_name}` | `{_fields_doc(cls)}` | {_doc(cls)} |")
+    lines += ["", "| frame | fields | when |", "|---|---|---|"]
+    for frame in FRAME_CLASSES:
+        lines.append(f"| `{frame.type}` | `{_fields_doc(frame)}` | {_doc(frame)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(docs_table())

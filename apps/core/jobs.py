@@ -302,14 +302,15 @@ class JobKind(Generic[J]):
       when it did, False to let the sweep end it.
     - `on_ended(job)`: called after the sweep ended a job (e.g. to publish events); `job`
       is the row as it was before.
-    Durations may be callables, read at each sweep (settings that change at run time).
+    Durations may be callables, read at each sweep (settings that change at run time);
+    `stale_reason` may be a callable of the job.
     """
 
     name: str
     model: type[J]
     stale_after: Duration
     stale_status: str
-    stale_reason: str
+    stale_reason: str | Callable[[J], str]
     stale_code: str = "worker_lost"
     queued_statuses: frozenset[str] = frozenset()
     queued_after: Duration | None = None
@@ -337,9 +338,11 @@ def job_kinds() -> list[JobKind[Any]]:
     return list(_registry.values())
 
 
-def _sweep_one(kind: JobKind[J], job: J, *, code: str, reason: str) -> bool:
+def _sweep_one(kind: JobKind[J], job: J, *, code: str, reason: str | Callable[[J], str]) -> bool:
     if kind.retry is not None and kind.retry(job):
         return True
+    if callable(reason):
+        reason = reason(job)
     ended = job_finish(
         kind.model,
         job.pk,

@@ -1,4 +1,5 @@
-"""Middleware of the API contract: request ids, body limits, rate-limit headers.
+"""Middleware of the API contract: request ids, body limits, rate-limit headers, and
+static files.
 
 Each one works in both sync and async mode so that streaming responses served by the ASGI
 server never hop to a thread just to pass through here.
@@ -12,6 +13,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from apps.core.api.errors import error_response
 from apps.core.api.ratelimit import RateState, anonymous_rate_state
@@ -114,3 +116,58 @@ class RateLimitHeadersMiddleware(_Middleware):
         response["X-RateLimit-Remaining"] = str(state.remaining)
         response["X-RateLimit-Reset"] = str(state.reset)
         return response
+
+
+class ApiHtmlErrorMiddleware(_Middleware):
+    """Under /api/, an error page rendered by Django itself (with DEBUG on: the technical
+    404 and 500 pages; a CSRF failure) becomes the JSON error envelope, so API clients
+    never receive HTML, in any profile."""
+
+    CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if (
+            response.status_code < 400
+            or not is_api_path(request.path)
+            or not response.get("Content-Type", "").startswith("text/html")
+        ):
+            return response
+        status = response.status_code
+        if status >= 500:
+            return error_response(request, status, "internal_error", "An internal error occurred.")
+        code = self.CODES.get(status, "error")
+        message = "No such endpoint." if status == 404 else "The request was refused."
+        return error_response(request, status, code, message)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
+    """WhiteNoise, usable in an async middleware chain.
+
+    WhiteNoise's own middleware is sync-only, so under ASGI Django ran every request
+    through a thread and back just to pass it (twice across the sync/async boundary per
+    request). Serving a static file touches no database and reads the file lazily, so it
+    is done inline in either mode; every other request goes straight on.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse, *args: Any, **kwargs: Any) -> None:
+        super().__init__(get_response, *args, **kwargs)
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.autorefresh:
+            static_file = self.find_file(request.path_info)
+        else:
+            static_file = self.files.get(request.path_info)
+        if static_file is None:
+            return self.get_response(request)
+        response = self.serve(static_file, request)
+        return _resolved(response) if self._async else response
+
+
+async def _resolved(response: HttpResponseBase) -> HttpResponseBase:
+    return response

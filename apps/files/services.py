@@ -40,7 +40,7 @@ from apps.files.exceptions import (
 )
 from apps.files.models import File, FileChunk
 from apps.knowledge.exceptions import EmptyDocument, ParseError, UnsupportedFileType
-from apps.knowledge.services import document_kind, document_text_isolated, text_passages
+from apps.knowledge.services import document_kind, document_text, text_passages
 from apps.users.actors import Actor
 from apps.users.choices import Role
 
@@ -53,10 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "FILES_MAX_ATTACHMENTS": 10,  # per message
     "FILES_INLINE_MAX_CHARS": 16_000,  # longer documents go through attachment_search
     "FILES_MAX_TEXT_CHARS": 2_000_000,  # text kept of one document
-    "FILES_PARSE_TIMEOUT_SECONDS": 60,
-    "FILES_PARSE_MEMORY_BYTES": 1024 * 1024 * 1024,
     "FILES_PARSE_MAX_ATTEMPTS": 3,
     "FILES_PARSE_STALE_SECONDS": 5 * 60,
+    # A parse runs in one blocking child process (no heartbeat), limited by the knowledge
+    # parser's KNOWLEDGE_PARSE_TIMEOUT_SECONDS (120): stale only well after that.
+    "FILES_PARSE_RUNNING_STALE_SECONDS": 5 * 60,
     "FILES_PARSE_WAIT_SECONDS": 60,  # a run waits this long for its attachments' text
     "FILES_AGENT_MAX_FILE_BYTES": 1024 * 1024,
     "FILES_AGENT_MAX_FILES": 100,
@@ -283,12 +284,7 @@ def file_parse(*, file_id: uuid.UUID) -> str:
         sniffed = sniff(name=file.name, data=data, declared_type=file.content_type)
         if not sniffed.document_kind:
             raise ParseError("The file is not a document whose text can be read.")
-        text = document_text_isolated(
-            kind=sniffed.document_kind,
-            data=data,
-            timeout_seconds=float(limit("FILES_PARSE_TIMEOUT_SECONDS")),
-            memory_bytes=int(limit("FILES_PARSE_MEMORY_BYTES")),
-        )
+        text = document_text(kind=sniffed.document_kind, data=data)
         max_chars = int(limit("FILES_MAX_TEXT_CHARS"))
         if len(text) > max_chars:
             raise ParseError(f"The document has {len(text)} characters; the limit is {max_chars}.")
@@ -308,9 +304,7 @@ def file_parse(*, file_id: uuid.UUID) -> str:
 
 
 def _parse_stale_after() -> timedelta:
-    # One parse is one blocking child process: no heartbeat while it runs, so a parse is
-    # stale only well after the child's own time limit.
-    return timedelta(seconds=2 * float(limit("FILES_PARSE_TIMEOUT_SECONDS")) + 60)
+    return timedelta(seconds=int(limit("FILES_PARSE_RUNNING_STALE_SECONDS")))
 
 
 def _parse_queue_lost_after() -> timedelta:

@@ -17,7 +17,16 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "source"]
     search_fields = ["name", "checksum"]
     raw_id_fields = ["knowledge_base", "batch"]
-    readonly_fields = ["checksum", "generation", "attempts", "heartbeat_at", "indexed_at"]
+    readonly_fields = [
+        "checksum",
+        "generation",
+        "attempts",
+        "worker_id",
+        "heartbeat_at",
+        "started_at",
+        "finished_at",
+        "indexed_at",
+    ]
 
 
 @admin.register(Chunk)

@@ -13,6 +13,7 @@ class DocumentStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (DocumentStatus.WAITING, DocumentStatus.PARSING, DocumentStatus.EMBEDDING)
 PROCESSING_STATUSES = (DocumentStatus.PARSING, DocumentStatus.EMBEDDING)
+TERMINAL_STATUSES = frozenset({DocumentStatus.INDEXED, DocumentStatus.FAILED})
 
 
 class DocumentSource(models.TextChoices):

@@ -1,8 +1,11 @@
 from django.conf import settings
 from django.db import models
 
+from apps.core.jobs import Job
 from apps.core.models import BaseModel
 from apps.knowledge.choices import (
+    PROCESSING_STATUSES,
+    TERMINAL_STATUSES,
     DocumentSource,
     DocumentStatus,
     FileKind,
@@ -83,8 +86,12 @@ def document_upload_to(instance: "Document", filename: str) -> str:
     return f"knowledge/{instance.knowledge_base_id}/{instance.id}"
 
 
-class Document(BaseModel):
-    """One source (file, URL or text) of a knowledge base and its ingestion state."""
+class Document(BaseModel, Job):
+    """One source (file, URL or text) of a knowledge base and its ingestion state (a job:
+    its lifecycle is `core.jobs`; `error_message` says why it failed or is retried)."""
+
+    RUNNING_STATUSES = frozenset(PROCESSING_STATUSES)
+    TERMINAL_STATUSES = TERMINAL_STATUSES
 
     knowledge_base = models.ForeignKey(
         KnowledgeBase, on_delete=models.CASCADE, related_name="documents"
@@ -101,17 +108,14 @@ class Document(BaseModel):
     checksum = models.CharField(max_length=64, db_index=True)
     metadata = models.JSONField(default=dict, blank=True)
     status = models.CharField(
-        max_length=10, choices=DocumentStatus.choices, default=DocumentStatus.WAITING
+        max_length=20, choices=DocumentStatus.choices, default=DocumentStatus.WAITING
     )
-    error = models.TextField(blank=True, default="")
     # Bumped by redo/re-index/override: a task for an older generation is a no-op.
     generation = models.PositiveIntegerField(default=1)
-    attempts = models.PositiveSmallIntegerField(default=0)
     rate_limit_retries = models.PositiveSmallIntegerField(default=0)
     progress = models.FloatField(default=0.0, help_text="Share of passages embedded.")
     chunk_count = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

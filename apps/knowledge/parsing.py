@@ -2,19 +2,37 @@
 
 `sniff()` runs at upload time (cheap, refuses what can never be parsed); `extract_text()`
 runs in the ingestion task and raises ParseError with a message a user can read.
+
+PDF, DOCX and HTML are parsed in a child process (`python -m apps.knowledge.parsing`)
+with a hard time limit (the child is killed when it runs out), a memory limit and no
+secrets in its environment: whatever their parsers do on hostile input (recurse, loop,
+allocate, raise anything), the worker only ever sees a ParseError with a readable reason.
+Plain text, Markdown, CSV and JSON are parsed in process with bounded, non-recursive code.
 """
 
 import csv
 import io
 import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
 import time
+import traceback
 import zipfile
-from dataclasses import dataclass
-from pathlib import PurePath
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePath
+from typing import Any
 
+from apps.core.untrusted import UntrustedInputError, check_json_depth, check_xml
 from apps.knowledge.choices import FileKind
 from apps.knowledge.exceptions import EmptyDocument, ParseError, UnsupportedFileType
 from apps.knowledge.limits import limit
+
+logger = logging.getLogger(__name__)
 
 _EXTENSIONS: dict[str, FileKind] = {
     ".txt": FileKind.TEXT,
@@ -142,7 +160,10 @@ def sniff(*, name: str, data: bytes, content_type: str = "") -> Sniffed:
             actual = FileKind.TEXT
         if actual == FileKind.JSON:
             try:
+                check_json_depth(text, max_depth=int(limit("KNOWLEDGE_MAX_NESTING_DEPTH")))
                 json.loads(text)
+            except UntrustedInputError as exc:
+                raise UnsupportedFileType(f"{name} is not accepted: {exc}") from exc
             except ValueError as exc:
                 raise UnsupportedFileType(f"{name} is not valid JSON.") from exc
         return Sniffed(kind=actual, declared=declared)
@@ -153,9 +174,32 @@ def sniff(*, name: str, data: bytes, content_type: str = "") -> Sniffed:
     return Sniffed(kind=actual, declared=declared)
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """The parsing limits, read from settings in the worker and handed to the child."""
+
+    timeout_seconds: float
+    memory_bytes: int
+    max_pdf_pages: int
+    max_uncompressed_bytes: int
+    max_compression_ratio: float
+    max_depth: int
+
+    @classmethod
+    def from_settings(cls) -> "_Limits":
+        return cls(
+            timeout_seconds=float(limit("KNOWLEDGE_PARSE_TIMEOUT_SECONDS")),
+            memory_bytes=int(limit("KNOWLEDGE_PARSE_MEMORY_BYTES")),
+            max_pdf_pages=int(limit("KNOWLEDGE_MAX_PDF_PAGES")),
+            max_uncompressed_bytes=int(limit("KNOWLEDGE_MAX_UNCOMPRESSED_BYTES")),
+            max_compression_ratio=float(limit("KNOWLEDGE_MAX_COMPRESSION_RATIO")),
+            max_depth=int(limit("KNOWLEDGE_MAX_NESTING_DEPTH")),
+        )
+
+
 class _Deadline:
-    def __init__(self) -> None:
-        self.seconds = float(limit("KNOWLEDGE_PARSE_TIMEOUT_SECONDS"))
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self.ends = time.monotonic() + self.seconds
 
     def check(self) -> None:
@@ -163,11 +207,11 @@ class _Deadline:
             raise ParseError(f"Parsing took longer than {self.seconds:g} seconds.")
 
 
-def _pdf_text(data: bytes, deadline: _Deadline) -> str:
+def _pdf_text(data: bytes, deadline: _Deadline, limits: _Limits) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
-    max_pages = int(limit("KNOWLEDGE_MAX_PDF_PAGES"))
+    max_pages = limits.max_pdf_pages
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -186,10 +230,13 @@ def _pdf_text(data: bytes, deadline: _Deadline) -> str:
     return "\n\n".join(p.strip() for p in pages)
 
 
-def _check_archive(data: bytes) -> None:
-    """Refuse zip bombs before any XML is inflated."""
-    max_total = int(limit("KNOWLEDGE_MAX_UNCOMPRESSED_BYTES"))
-    max_ratio = float(limit("KNOWLEDGE_MAX_COMPRESSION_RATIO"))
+def _check_archive(data: bytes, limits: _Limits) -> None:
+    """Refuse zip bombs before any XML is inflated, then read every XML part with a
+    hardened parser (no DTD, no entities, bounded depth): a corrupt deflate stream, a
+    CRC mismatch, a truncated or not well-formed part or an entity bomb is refused here
+    with its part named, before python-docx sees it."""
+    max_total = limits.max_uncompressed_bytes
+    max_ratio = limits.max_compression_ratio
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -203,13 +250,27 @@ def _check_archive(data: bytes) -> None:
         raise ParseError(
             f"The DOCX file expands {total / packed:.0f} times; the limit is {max_ratio:g}."
         )
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in infos:
+            if not info.filename.endswith((".xml", ".rels")):
+                continue
+            try:
+                part = archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise ParseError(
+                    f"The DOCX file is corrupt: {info.filename} cannot be unpacked ({exc})."
+                ) from exc
+            try:
+                check_xml(part, max_depth=limits.max_depth * 2)
+            except UntrustedInputError as exc:
+                raise ParseError(f"The DOCX file is not accepted: {info.filename}: {exc}") from exc
 
 
-def _docx_text(data: bytes, deadline: _Deadline) -> str:
+def _docx_text(data: bytes, deadline: _Deadline, limits: _Limits) -> str:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
-    _check_archive(data)
+    _check_archive(data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -283,19 +344,25 @@ def _csv_text(text: str, deadline: _Deadline) -> str:
 
 
 def _json_lines(value: object, path: str, out: list[str]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _json_lines(item, f"{path}.{key}" if path else str(key), out)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _json_lines(item, f"{path}[{index}]", out)
-    else:
-        out.append(f"{path or 'value'}: {value}")
+    """One `path: value` line per leaf, depth first, without recursion."""
+    stack: list[tuple[object, str]] = [(value, path)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, dict):
+            children = [(v, f"{at}.{k}" if at else str(k)) for k, v in item.items()]
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, f"{at}[{i}]") for i, v in enumerate(item)]))
+        else:
+            out.append(f"{at or 'value'}: {item}")
 
 
-def _json_text(text: str) -> str:
+def _json_text(text: str, limits: _Limits) -> str:
     try:
+        check_json_depth(text, max_depth=limits.max_depth)
         value = json.loads(text)
+    except UntrustedInputError as exc:
+        raise ParseError(f"The JSON file is not accepted: {exc}") from exc
     except ValueError as exc:
         raise ParseError(f"The JSON file could not be read ({exc}).") from exc
     out: list[str] = []
@@ -310,14 +377,15 @@ def _json_text(text: str) -> str:
     return "\n".join(out)
 
 
-def extract_text(*, kind: str, data: bytes) -> str:
-    """The text of a document of `kind`. Raises ParseError (corrupt, too big, too slow,
-    empty) with a message a user can read."""
-    deadline = _Deadline()
+_ISOLATED_KINDS = (FileKind.PDF, FileKind.DOCX, FileKind.HTML)
+
+
+def _parse(kind: str, data: bytes, limits: _Limits) -> str:
+    deadline = _Deadline(limits.timeout_seconds)
     if kind == FileKind.PDF:
-        text = _pdf_text(data, deadline)
+        text = _pdf_text(data, deadline, limits)
     elif kind == FileKind.DOCX:
-        text = _docx_text(data, deadline)
+        text = _docx_text(data, deadline, limits)
     else:
         decoded = _decode(data)
         if decoded is None:
@@ -327,10 +395,84 @@ def extract_text(*, kind: str, data: bytes) -> str:
         elif kind == FileKind.CSV:
             text = _csv_text(decoded, deadline)
         elif kind == FileKind.JSON:
-            text = _json_text(decoded)
+            text = _json_text(decoded, limits)
         else:
             text = decoded
     deadline.check()
+    return text
+
+
+def _parse_isolated(kind: str, data: bytes, limits: _Limits) -> str:
+    """Run `_parse` in a child process killed at the time limit. Raises ParseError."""
+    header = json.dumps({"kind": str(kind), "limits": asdict(limits)}).encode() + b"\n"
+    root = Path(__file__).resolve().parent.parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-m", "apps.knowledge.parsing"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=root,
+        # A parser needs no secret: the child gets a bare environment.
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root), "LANG": "C.UTF-8"},
+    )
+    try:
+        out, err = child.communicate(header + data, timeout=limits.timeout_seconds)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise ParseError(f"Parsing took longer than {limits.timeout_seconds:g} seconds.") from None
+    if child.returncode == -signal.SIGXCPU:
+        raise ParseError(f"Parsing took longer than {limits.timeout_seconds:g} seconds.")
+    try:
+        result = json.loads(out)
+    except ValueError:
+        logger.warning(
+            "parser child exited with %s", child.returncode, extra={"stderr": err[-4000:]}
+        )
+        raise ParseError(
+            "The parser stopped before the end (it needed more memory than allowed, "
+            "or crashed on this file)."
+        ) from None
+    if "error" in result:
+        if err:
+            logger.info("parser child refused a document", extra={"stderr": err[-4000:]})
+        raise ParseError(result["error"])
+    return str(result["text"])
+
+
+def _child_main() -> None:
+    """Entry point of the parsing child: a header line (kind, limits) and the file on
+    stdin; one JSON object, {"text": ...} or {"error": ...}, on stdout."""
+    header = json.loads(sys.stdin.buffer.readline())
+    data = sys.stdin.buffer.read()
+    limits = _Limits(**header["limits"])
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    cpu = int(limits.timeout_seconds) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    result: dict[str, Any]
+    try:
+        result = {"text": _parse(header["kind"], data, limits)}
+    except ParseError as exc:
+        result = {"error": str(exc)}
+    except RecursionError:
+        result = {"error": "The document is nested too deeply to be read."}
+    except MemoryError:
+        result = {"error": "The document needs more memory to read than allowed."}
+    except Exception as exc:  # noqa: BLE001 -- the sandbox boundary: any parser failure is a readable reason
+        traceback.print_exc()
+        label = FileKind(header["kind"]).label
+        result = {"error": f"The {label} file could not be read ({type(exc).__name__}: {exc})."}
+    sys.stdout.write(json.dumps(result))
+
+
+def extract_text(*, kind: str, data: bytes) -> str:
+    """The text of a document of `kind`. Raises ParseError (corrupt, hostile, too big,
+    too slow, empty) with a message a user can read; never anything else."""
+    limits = _Limits.from_settings()
+    if kind in _ISOLATED_KINDS:
+        text = _parse_isolated(kind, data, limits)
+    else:
+        text = _parse(kind, data, limits)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     max_chars = int(limit("KNOWLEDGE_MAX_DOCUMENT_CHARS"))
     if len(text) > max_chars:
@@ -338,3 +480,7 @@ def extract_text(*, kind: str, data: bytes) -> str:
     if not text.strip():
         raise ParseError("No text could be extracted from the document.")
     return text
+
+
+if __name__ == "__main__":
+    _child_main()

@@ -44,11 +44,15 @@ def knowledge_base_list(*, actor: Actor) -> QuerySet[KnowledgeBase]:
     )
 
 
-def access_knowledge_base(*, actor: Actor, knowledge_base_id: uuid.UUID) -> KnowledgeBase:
-    """A knowledge base of the actor's workspace. Raises KnowledgeBaseNotFound."""
-    found = KnowledgeBase.objects.filter(
-        workspace_id=actor.workspace_id, id=knowledge_base_id
-    ).first()
+def access_knowledge_base(
+    *, actor: Actor, knowledge_base_id: uuid.UUID, with_document_count: bool = False
+) -> KnowledgeBase:
+    """A knowledge base of the actor's workspace (annotated with `document_count` when
+    asked: same query). Raises KnowledgeBaseNotFound."""
+    qs = KnowledgeBase.objects.filter(workspace_id=actor.workspace_id, id=knowledge_base_id)
+    if with_document_count:
+        qs = qs.annotate(document_count=Count("documents"))
+    found = qs.first()
     if found is None:
         raise KnowledgeBaseNotFound()
     return found

@@ -1,12 +1,7 @@
 """Writes of knowledge bases, documents and chunks, and the ingestion pipeline."""
 
 import hashlib
-import json
 import logging
-import os
-import resource
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,12 +9,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from apps.core.jobs import (
+    JobKind,
+    job_claim,
+    job_enqueue,
+    job_finish,
+    job_heartbeat,
+    job_release,
+)
 from apps.knowledge.choices import (
     ACTIVE_STATUSES,
     PROCESSING_STATUSES,
@@ -229,23 +231,29 @@ class IncomingFile:
     content_type: str = ""
 
 
-def _enqueue(document: Document) -> None:
-    from apps.knowledge.tasks import ingest_document
+INGEST_TASK = "knowledge.ingest_document"
 
-    document_id, generation = str(document.id), document.generation
-    transaction.on_commit(lambda: ingest_document.delay(document_id, generation))
+
+def _enqueue(document: Document) -> None:
+    job_enqueue(INGEST_TASK, str(document.id), document.generation)
 
 
 def _requeue(*, document_ids: Sequence[uuid.UUID]) -> None:
     """Start documents over in a new generation; tasks of older generations stop."""
+    now = timezone.now()
     Document.objects.filter(id__in=document_ids).update(
         status=DocumentStatus.WAITING,
         generation=F("generation") + 1,
         attempts=0,
         rate_limit_retries=0,
-        error="",
+        error_code="",
+        error_message="",
         progress=0.0,
-        heartbeat_at=None,
+        worker_id="",
+        heartbeat_at=now,  # queued at: the stale sweep measures a lost message from here
+        started_at=None,
+        finished_at=None,
+        updated_at=now,
     )
     for document in Document.objects.filter(id__in=document_ids).only("id", "generation"):
         _enqueue(document)
@@ -326,9 +334,13 @@ def documents_add(
                     "status": DocumentStatus.WAITING,
                     "attempts": 0,
                     "rate_limit_retries": 0,
-                    "error": "",
+                    "error_code": "",
+                    "error_message": "",
                     "progress": 0.0,
-                    "heartbeat_at": None,
+                    "worker_id": "",
+                    "heartbeat_at": timezone.now(),
+                    "started_at": None,
+                    "finished_at": None,
                 }.items():
                     setattr(document, name, value)
                 transaction.on_commit(lambda p=old_path: _delete_files([p]))  # type: ignore[misc]
@@ -568,47 +580,42 @@ def _ingest_write() -> Iterator[None]:
         yield
 
 
-def _transition(
-    document_id: uuid.UUID, generation: int, *, from_: Sequence[str], **changes: Any
-) -> bool:
-    """Conditional update: only a document still in `from_` and of this generation."""
+def _fail(document_id: uuid.UUID, generation: int, reason: str, *, code: str) -> None:
+    logger.info("knowledge document %s failed: %s", document_id, reason)
     with _ingest_write():
-        return bool(
-            Document.objects.filter(id=document_id, generation=generation, status__in=from_).update(
-                **changes, updated_at=timezone.now()
-            )
+        job_finish(
+            Document,
+            document_id,
+            status=DocumentStatus.FAILED,
+            code=code,
+            reason=reason,
+            where=Q(generation=generation),
         )
 
 
-def _fail(document_id: uuid.UUID, generation: int, reason: str) -> None:
-    logger.info("knowledge document %s failed: %s", document_id, reason)
-    _transition(
-        document_id,
-        generation,
-        from_=ACTIVE_STATUSES,
-        status=DocumentStatus.FAILED,
-        error=reason[:2000],
-        heartbeat_at=None,
-    )
+def _beat(document_id: uuid.UUID, generation: int, **changes: Any) -> bool:
+    """The ingesting worker's heartbeat (with progress or a move to `embedding`)."""
+    with _ingest_write():
+        return job_heartbeat(Document, document_id, where=Q(generation=generation), **changes)
 
 
 def _retry_later(document_id: uuid.UUID, generation: int, *, reason: str, retries: int) -> None:
-    from apps.knowledge.tasks import ingest_document
-
     base = float(limit("KNOWLEDGE_RATE_LIMIT_BACKOFF_SECONDS"))
     delay = min(base * (2**retries), 15 * 60.0)
-    moved = _transition(
-        document_id,
-        generation,
-        from_=PROCESSING_STATUSES,
-        status=DocumentStatus.WAITING,
-        error=f"{reason} Retrying in {delay:g} s.",
-        rate_limit_retries=F("rate_limit_retries") + 1,
-        attempts=F("attempts") - 1,  # a rate-limit pause is not a failed attempt
-        heartbeat_at=timezone.now() + timedelta(seconds=delay),
-    )
+    with _ingest_write():
+        moved = job_release(
+            Document,
+            document_id,
+            status=DocumentStatus.WAITING,
+            code="provider_retry",
+            reason=f"{reason} Retrying in {delay:g} s.",
+            not_before=timezone.now() + timedelta(seconds=delay),
+            where=Q(generation=generation),
+            rate_limit_retries=F("rate_limit_retries") + 1,
+            attempts=F("attempts") - 1,  # a rate-limit pause is not a failed attempt
+        )
     if moved:
-        ingest_document.apply_async((str(document_id), generation), countdown=delay)
+        job_enqueue(INGEST_TASK, str(document_id), generation, countdown=delay, after_commit=False)
 
 
 def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
@@ -617,14 +624,14 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
     status in one transaction that first re-checks the status, so a document killed
     mid-way is redone from the start and never gets chunks twice; a task for an older
     generation, or for a document already indexed or failed, does nothing."""
-    claimed = _transition(
-        document_id,
-        generation,
-        from_=ACTIVE_STATUSES,
-        status=DocumentStatus.PARSING,
-        attempts=F("attempts") + 1,
-        heartbeat_at=timezone.now(),
-    )
+    with _ingest_write():
+        claimed = job_claim(
+            Document,
+            document_id,
+            from_statuses=ACTIVE_STATUSES,
+            status=DocumentStatus.PARSING,
+            where=Q(generation=generation),
+        )
     if not claimed:
         return
     document = Document.objects.select_related("knowledge_base").filter(id=document_id).first()
@@ -633,12 +640,7 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
     knowledge_base = document.knowledge_base
     max_attempts = int(limit("KNOWLEDGE_MAX_ATTEMPTS"))
     if document.attempts > max_attempts:
-        _fail(
-            document_id,
-            generation,
-            f"Gave up after {max_attempts} attempts: processing stopped before the end "
-            "each time (worker crash or time limit).",
-        )
+        _fail(document_id, generation, _gave_up_reason(), code="too_many_attempts")
         return
     try:
         with document.file.open("rb") as handle:
@@ -658,19 +660,17 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
         if not drafts:
             raise ParseError("No text could be extracted from the document.")
     except ParseError as exc:
-        _fail(document_id, generation, str(exc))
+        _fail(document_id, generation, str(exc), code="parse_failed")
         return
     except (OSError, ValueError) as exc:
-        _fail(document_id, generation, f"The stored file could not be read ({exc}).")
+        _fail(
+            document_id,
+            generation,
+            f"The stored file could not be read ({exc}).",
+            code="file_unreadable",
+        )
         return
-    if not _transition(
-        document_id,
-        generation,
-        from_=PROCESSING_STATUSES,
-        status=DocumentStatus.EMBEDDING,
-        heartbeat_at=timezone.now(),
-        progress=0.0,
-    ):
+    if not _beat(document_id, generation, status=DocumentStatus.EMBEDDING, progress=0.0):
         return
     model = embedding_model_resolve(knowledge_base=knowledge_base)
     vectors: list[list[float]] | None = None
@@ -680,13 +680,7 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
         def beat(done: int) -> None:
             if done >= total:
                 return  # the final transaction records the end
-            _transition(
-                document_id,
-                generation,
-                from_=PROCESSING_STATUSES,
-                heartbeat_at=timezone.now(),
-                progress=round(done / total, 4),
-            )
+            _beat(document_id, generation, progress=round(done / total, 4))
 
         usage = UsageContext(
             workspace_id=knowledge_base.workspace_id,
@@ -716,9 +710,10 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
                     document_id,
                     generation,
                     f"The embedding provider kept failing after {retries} retries: {exc.message}",
+                    code=exc.code,
                 )
             else:
-                _fail(document_id, generation, f"Embedding failed: {exc.message}")
+                _fail(document_id, generation, f"Embedding failed: {exc.message}", code=exc.code)
             return
         if vectors:
             ensure_vector_index(len(vectors[0]))
@@ -749,37 +744,77 @@ def document_ingest(*, document_id: uuid.UUID, generation: int) -> None:
             ],
             batch_size=500,
         )
-        locked.status = DocumentStatus.INDEXED
-        locked.error = ""
-        locked.progress = 1.0
-        locked.chunk_count = len(drafts)
-        locked.token_count = sum(d.token_count for d in drafts)
-        locked.indexed_at = timezone.now()
-        locked.heartbeat_at = None
-        locked.save()
-
-
-def documents_recover(*, now: Any = None) -> int:
-    """Requeue documents whose worker stopped (no heartbeat for KNOWLEDGE_STALE_SECONDS)
-    or whose queued task was lost; documents over their attempts end `failed` on their
-    next run. Run periodically by beat; returns how many were requeued."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=int(limit("KNOWLEDGE_STALE_SECONDS")))
-    documents = list(
-        Document.objects.filter(status__in=ACTIVE_STATUSES)
-        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale))
-        .only("id", "generation")
-    )
-    from apps.knowledge.tasks import ingest_document
-
-    for document in documents:
-        # Same generation: a still-running worker and the new one race harmlessly, the
-        # final transaction lets exactly one of them write the chunks.
-        Document.objects.filter(id=document.id, generation=document.generation).update(
-            heartbeat_at=now
+        job_finish(
+            Document,
+            document_id,
+            status=DocumentStatus.INDEXED,
+            where=Q(generation=generation),
+            progress=1.0,
+            chunk_count=len(drafts),
+            token_count=sum(d.token_count for d in drafts),
+            indexed_at=timezone.now(),
         )
-        ingest_document.delay(str(document.id), document.generation)
-    return len(documents)
+
+
+def _gave_up_reason() -> str:
+    return (
+        f"Gave up after {int(limit('KNOWLEDGE_MAX_ATTEMPTS'))} attempts: processing stopped "
+        "before the end each time (worker crash or time limit)."
+    )
+
+
+def _ingestion_retry(document: Document) -> bool:
+    """The stale sweep's retry for a document: one whose message was lost, or whose
+    worker stopped before its last attempt, is queued again (same generation: should the
+    old worker still be alive, the final transaction lets only one of them write the
+    passages); one out of attempts is left to the sweep, which fails it."""
+    if document.status in PROCESSING_STATUSES and document.attempts >= int(
+        limit("KNOWLEDGE_MAX_ATTEMPTS")
+    ):
+        return False
+    reason = (
+        "The worker processing the document stopped; it is queued again."
+        if document.status in PROCESSING_STATUSES
+        else document.error_message
+    )
+    with _ingest_write():
+        requeued = job_release(
+            Document,
+            document.id,
+            status=DocumentStatus.WAITING,
+            code=document.error_code if document.status == DocumentStatus.WAITING else "",
+            reason=reason,
+            from_statuses=ACTIVE_STATUSES,
+            where=Q(
+                generation=document.generation,
+                status=document.status,
+                heartbeat_at=document.heartbeat_at,
+            ),
+        )
+    if requeued:
+        job_enqueue(INGEST_TASK, str(document.id), document.generation, after_commit=False)
+    return requeued
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=int(limit("KNOWLEDGE_STALE_SECONDS")))
+
+
+INGESTION = JobKind(
+    name="knowledge.ingestion",
+    model=Document,
+    stale_after=_stale_after,
+    stale_status=DocumentStatus.FAILED,
+    stale_code="too_many_attempts",
+    stale_reason=lambda document: _gave_up_reason(),
+    queued_statuses=frozenset({DocumentStatus.WAITING}),
+    queued_after=_stale_after,
+    queued_reason="The document was never picked up.",
+    retry=_ingestion_retry,
+)
+"""Document ingestion in the stale sweep (registered by the app's `ready`): a document
+whose worker stopped is queued again up to KNOWLEDGE_MAX_ATTEMPTS, then fails; a waiting
+one whose message was lost is queued again."""
 
 
 # --- parsing for other apps (files: chat attachments) ------------------------------------
@@ -802,45 +837,3 @@ def text_passages(*, text: str, size: int = 400, overlap: int = 40) -> list[str]
     """`text` cut into passages of about `size` tokens (headings start new passages)."""
     drafts = split_text(text=text, size=size, overlap=overlap, by_headings=True)
     return [draft.content for draft in drafts]
-
-
-def _limit_child(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-
-    return apply
-
-
-def document_text_isolated(
-    *, kind: str, data: bytes, timeout_seconds: float, memory_bytes: int
-) -> str:
-    """`document_text` in a child process (apps/knowledge/parse_worker.py) limited to
-    `memory_bytes` of address space and `timeout_seconds` of time. Raises ParseError
-    (unreadable, too slow, too big) with a message a user can read."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    try:
-        done = subprocess.run(  # noqa: S603 (our own interpreter and module, no shell)
-            [sys.executable, "-m", "apps.knowledge.parse_worker", kind],
-            input=data,
-            capture_output=True,
-            timeout=timeout_seconds,
-            cwd=str(settings.BASE_DIR),
-            env=env,
-            preexec_fn=_limit_child(memory_bytes, max(1, int(timeout_seconds))),
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ParseError(
-            f"Reading the document took longer than {timeout_seconds:g} seconds."
-        ) from exc
-    try:
-        out = json.loads(done.stdout or b"{}")
-    except ValueError:
-        out = {}
-    if "text" in out:
-        return str(out["text"])
-    if "error" in out:
-        raise ParseError(str(out["error"]))
-    logger.warning("Parser child ended with %s: %s", done.returncode, done.stderr[-500:])
-    raise ParseError("Reading the document exceeded the memory or time limit.")

@@ -10,8 +10,3 @@ from apps.knowledge import services
 @shared_task(name="knowledge.ingest_document", acks_late=True, reject_on_worker_lost=True)
 def ingest_document(document_id: str, generation: int) -> None:
     services.document_ingest(document_id=uuid.UUID(document_id), generation=generation)
-
-
-@shared_task(name="knowledge.recover_documents")
-def recover_documents() -> int:
-    return services.documents_recover()

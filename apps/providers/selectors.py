@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -128,6 +128,11 @@ GROUP_FIELDS = {
     "key": "api_key_id",
 }
 
+# How apps to the right of providers name their ids in usage groups: `agents` registers
+# "agent" in its AppConfig.ready (providers may not import agents).
+UsageLabeller = Callable[[list[Any]], dict[Any, str]]
+USAGE_GROUP_LABELLERS: dict[str, UsageLabeller] = {}
+
 
 def usage_records(
     *,
@@ -187,7 +192,7 @@ def usage_summary(*, records: QuerySet[UsageRecord], group_by: str | None) -> di
     if group_by:
         column = GROUP_FIELDS[group_by]
         rows = list(records.order_by().values(column).annotate(**_SUMS).order_by("-cost", column))
-        labels = _group_labels(group_by, [row[column] for row in rows])
+        labels = _group_labels(group_by, [row[column] for row in rows], records=records)
         groups = [
             {
                 "key": str(row[column]) if row[column] is not None else None,
@@ -199,13 +204,31 @@ def usage_summary(*, records: QuerySet[UsageRecord], group_by: str | None) -> di
     return {"totals": totals, "series": series, "groups": groups}
 
 
-def _group_labels(group_by: str, keys: list[Any]) -> dict[Any, str]:
+def _group_labels(
+    group_by: str, keys: list[Any], *, records: QuerySet[UsageRecord]
+) -> dict[Any, str]:
+    """Names for the group keys: a model's `provider/name`, an agent's name, a user's
+    email, a key's name. A model deleted since (key null) is named from the rows."""
     present = [k for k in keys if k is not None]
     if group_by == "model":
-        return {
+        labels: dict[Any, str] = {
             m.pk: f"{m.provider.name}/{m.name}"
             for m in ProviderModel.objects.select_related("provider").filter(pk__in=present)
         }
+        if None in keys:
+            names = sorted(
+                {
+                    f"{provider}/{name}"
+                    for provider, name in records.filter(model__isnull=True)
+                    .order_by()
+                    .values_list("provider_name", "model_name")
+                    .distinct()
+                }
+            )
+            labels[None] = ", ".join(names) + " (deleted)"
+        return labels
+    if group_by in USAGE_GROUP_LABELLERS:
+        return USAGE_GROUP_LABELLERS[group_by](present)
     if group_by == "user":
         from apps.users.models import User
 

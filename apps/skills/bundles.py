@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from apps.core.untrusted import UntrustedInputError, yaml_load
 from apps.skills.exceptions import InvalidSkill, UnsafeArchive
 
 SKILL_FILE = "SKILL.md"
@@ -30,6 +31,7 @@ def limit(name: str) -> int:
         "SKILL_MAX_TOTAL_BYTES": 20 * 1024 * 1024,
         "SKILL_MAX_FILE_BYTES": 10 * 1024 * 1024,
         "SKILL_MAX_COMPRESSION_RATIO": 100,
+        "SKILL_MAX_FRONT_MATTER_DEPTH": 20,
     }
     return int(getattr(settings, name, defaults[name]))
 
@@ -48,14 +50,20 @@ class ParsedSkill:
 
 
 def parse_skill_md(text: str) -> tuple[str, str, dict[str, Any]]:
-    """(name, description, front matter) of a SKILL.md. Raises InvalidSkill."""
+    """(name, description, front matter) of a SKILL.md. Raises InvalidSkill (also for
+    YAML anchors/aliases, which could expand a few bytes into megabytes, and for front
+    matter nested deeper than SKILL_MAX_FRONT_MATTER_DEPTH)."""
     match = _FRONT_MATTER_RE.match(text.lstrip("\ufeff"))
     if match is None:
         raise InvalidSkill(
             "SKILL.md must start with YAML front matter between '---' lines.", field="skill_md"
         )
     try:
-        meta = yaml.safe_load(match.group(1))
+        meta = yaml_load(match.group(1), max_depth=limit("SKILL_MAX_FRONT_MATTER_DEPTH"))
+    except UntrustedInputError as exc:
+        raise InvalidSkill(
+            f"SKILL.md front matter is not accepted: {exc}", field="skill_md"
+        ) from exc
     except yaml.YAMLError as exc:
         raise InvalidSkill(
             f"SKILL.md front matter is not valid YAML: {exc}", field="skill_md"

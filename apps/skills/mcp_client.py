@@ -376,7 +376,11 @@ async def discover(config: McpConfig, *, auth: httpx2.Auth | None = None) -> Dis
                         "name": t.name,
                         "description": t.description or t.title or "",
                         "input_schema": t.input_schema or {"type": "object", "properties": {}},
-                        "annotations": t.annotations.model_dump(mode="json", exclude_none=True)
+                        # MCP's own names (`destructiveHint`), as docs/mcp.md and the
+                        # approval rule read them: the SDK's Python names are snake_case.
+                        "annotations": t.annotations.model_dump(
+                            mode="json", exclude_none=True, by_alias=True
+                        )
                         if t.annotations
                         else {},
                     }
@@ -387,7 +391,7 @@ async def discover(config: McpConfig, *, auth: httpx2.Auth | None = None) -> Dis
                         "name": p.name,
                         "description": p.description or "",
                         "arguments": [
-                            a.model_dump(mode="json", exclude_none=True)
+                            a.model_dump(mode="json", exclude_none=True, by_alias=True)
                             for a in (p.arguments or [])
                         ],
                     }
@@ -418,16 +422,21 @@ def map_call_result(result: mt.CallToolResult) -> ToolResult:
             texts.append(block.text)
         elif isinstance(block, mt.ImageContent):
             texts.append(f"[image {block.mime_type}]")
-            blocks.append({"type": "image", "mime_type": block.mime_type, "data": block.data})
+            blocks.append({"type": "image", "mimeType": block.mime_type, "data": block.data})
         elif isinstance(block, mt.AudioContent):
             texts.append(f"[audio {block.mime_type}]")
-            blocks.append({"type": "audio", "mime_type": block.mime_type, "data": block.data})
+            blocks.append({"type": "audio", "mimeType": block.mime_type, "data": block.data})
         elif isinstance(block, mt.EmbeddedResource):
             res = block.resource
             text = getattr(res, "text", None)
             if text is not None:
                 texts.append(text)
-            blocks.append({"type": "resource", **res.model_dump(mode="json", exclude_none=True)})
+            blocks.append(
+                {
+                    "type": "resource",
+                    **res.model_dump(mode="json", exclude_none=True, by_alias=True),
+                }
+            )
         elif isinstance(block, mt.ResourceLink):
             texts.append(f"[resource {block.uri}]")
             blocks.append({"type": "resource_link", "uri": str(block.uri), "name": block.name})
@@ -520,26 +529,37 @@ class McpPool:
                 await session.close()
 
     async def _session(self, config: McpConfig) -> tuple[_Session, bool]:
+        """The server's session, opening one if needed. Concurrent callers share a session
+        that is still connecting (they all wait for it) instead of replacing it: only a
+        dead session, or one for an older configuration, is replaced. Returns (session,
+        reused): `reused` is true for a session that was already open before this call."""
         sessions = self._loop_sessions()
         await self._reap_idle(sessions)
         async with self._lock(config.server_id):
             current = sessions.get(config.server_id)
-            if current is not None and current.alive and current.config == config:
-                return current, True
-            if current is not None:
-                sessions.pop(config.server_id, None)
-                await current.close()
-            if config.transport != McpTransport.STDIO:
-                await acheck_url(config.url)
-            session = _Session(config)
-            sessions[config.server_id] = session
+            if current is not None and not current.dead.done() and current.config == config:
+                session, reused = current, current.ready.done()
+            else:
+                if current is not None:
+                    sessions.pop(config.server_id, None)
+                    await current.close()
+                if config.transport != McpTransport.STDIO:
+                    await acheck_url(config.url)
+                session, reused = _Session(config), False
+                sessions[config.server_id] = session
         try:
             await asyncio.wait_for(asyncio.shield(session.ready), config.timeout)
         except BaseException:
-            sessions.pop(config.server_id, None)
-            await session.close()
+            await self._discard(config.server_id, session)
             raise
-        return session, False
+        return session, reused
+
+    async def _discard(self, server_id: uuid.UUID, session: _Session) -> None:
+        """Close `session` and forget it, unless another caller already replaced it."""
+        sessions = self._loop_sessions()
+        if sessions.get(server_id) is session:
+            sessions.pop(server_id, None)
+        await session.close()
 
     async def discard(self, server_id: uuid.UUID) -> None:
         session = self._loop_sessions().pop(server_id, None)
@@ -581,7 +601,7 @@ class McpPool:
                     return map_call_result(call.result())
                 if isinstance(error, MCPError) and error.code != mt.CONNECTION_CLOSED:
                     return _error(f"MCP error from the server: {error}")
-                await self.discard(config.server_id)
+                await self._discard(config.server_id, session)
                 if reused and attempt == 1 and isinstance(error, MCPError):
                     continue
                 return _error(f"MCP server connection failed: {describe_error(error)}")
@@ -589,12 +609,12 @@ class McpPool:
             with contextlib.suppress(BaseException):
                 await call
             if session.dead in done:
-                await self.discard(config.server_id)
+                await self._discard(config.server_id, session)
                 return _error(
                     "The MCP server connection was lost during the call "
                     f"({describe_error(session.dead.result() or RuntimeError('closed'))})."
                 )
-            await self.discard(config.server_id)
+            await self._discard(config.server_id, session)
             return _error(f"The MCP tool call timed out after {config.timeout:g} s.")
         return _error("The MCP server is unavailable.")
 

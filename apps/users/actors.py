@@ -25,6 +25,9 @@ class Credential:
 
     `workspace_id` binds the credential to one workspace (API keys, OAuth2 tokens);
     `scopes` limits what it may do (None: everything the member's role allows).
+    `membership`: the bound workspace and the user's role in it, when the authentication
+    read them with the credential (same query, same request), so resolving the actor in
+    that workspace costs no second lookup.
     """
 
     kind: CredentialKind
@@ -32,6 +35,7 @@ class Credential:
     workspace_id: uuid.UUID | None = None
     scopes: frozenset[str] | None = None
     obj: object | None = field(default=None, compare=False)
+    membership: tuple[Workspace, Role] | None = field(default=None, compare=False, repr=False)
 
     @property
     def rate_limit_kind(self) -> str:
@@ -96,6 +100,9 @@ def actor_resolve(
         if workspace_id is not None and requested != workspace_id:
             raise WorkspaceNotFound()
         workspace_id = requested
+    if credential.membership is not None and workspace_id == credential.workspace_id:
+        workspace, role = credential.membership
+        return Actor(user=user, workspace=workspace, role=role, credential=credential)
     memberships = Membership.objects.select_related("workspace", "workspace__security").filter(
         user=user
     )
@@ -147,7 +154,9 @@ class WorkspaceActor(BasePermission):
         if actor.has_role(Role.ADMIN):
             _require_admin_mfa(actor)
         area = getattr(view, "scope_area", "")
-        return actor.allows(area, write=request.method not in SAFE_METHODS)
+        # A view may declare more methods that only read its area (e.g. /mcp's POST).
+        read_methods = getattr(view, "scope_read_methods", SAFE_METHODS)
+        return actor.allows(area, write=request.method not in read_methods)
 
 
 def _require_admin_mfa(actor: Actor) -> None:

@@ -1,11 +1,14 @@
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from apps.users.actors import Actor
+from apps.users.choices import Role
 from apps.users.models import (
     ApiKey,
     AuditEvent,
@@ -15,6 +18,7 @@ from apps.users.models import (
     Workspace,
     WorkspaceSecurity,
 )
+from apps.users.services import api_key_create
 
 
 class MembershipInline(admin.TabularInline):
@@ -78,9 +82,31 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "workspace"]
 
 
+class ApiKeyAddForm(forms.ModelForm):
+    """An operator creates a key for a member of a workspace (the key acts as them)."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["user", "workspace", "name", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        user, workspace = data.get("user"), data.get("workspace")
+        if (
+            user
+            and workspace
+            and not Membership.objects.filter(user=user, workspace=workspace).exists()
+        ):
+            raise forms.ValidationError(
+                {"workspace": "The user is not a member of this workspace."}
+            )
+        return data
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys without their secrets (only a hash is stored); operators can revoke them."""
+    """Keys without their secrets (only a hash is stored); operators can revoke them, and
+    add one: its secret is shown once, on the page after the form."""
 
     list_display = [
         "name",
@@ -107,8 +133,37 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = [*readonly_fields[:5], "name", "expires_at", "revoked_at", "last_used_at"]
     actions = ["revoke"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # keys are created through the API, where the secret is shown once
+    add_form = ApiKeyAddForm
+    autocomplete_fields = ["user", "workspace"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+            kwargs["fields"] = ApiKeyAddForm.Meta.fields
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields if obj is not None else ApiKeyAddForm.Meta.fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        membership = Membership.objects.get(user=obj.user, workspace=obj.workspace)
+        key, secret = api_key_create(
+            actor=Actor(user=obj.user, workspace=obj.workspace, role=Role(membership.role)),
+            name=obj.name,
+            expires_at=obj.expires_at,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        obj.pk, obj.prefix, obj.key_hash, obj.scopes = key.pk, key.prefix, key.key_hash, key.scopes
+        obj._state.adding = False
+        messages.warning(
+            request, f"The new key, shown this once (only its hash is stored): {secret}"
+        )
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

@@ -13,7 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from apps.users.actors import SESSION_CREDENTIAL, Credential
-from apps.users.choices import CredentialKind
+from apps.users.choices import CredentialKind, Role
 from apps.users.selectors import api_key_for_secret, oauth_access_token_for_secret
 from apps.users.services import api_key_touch
 
@@ -51,6 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             workspace_id=key.workspace_id,
             scopes=frozenset(key.scopes),
             obj=key,
+            membership=(key.workspace, Role(key.member_role)),  # type: ignore[attr-defined]
         )
         return key.user, credential
 

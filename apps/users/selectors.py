@@ -3,7 +3,7 @@
 import hashlib
 import uuid
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from oauth2_provider.models import AccessToken
 
@@ -70,11 +70,22 @@ def api_key_hash(secret: str) -> str:
 
 def api_key_for_secret(*, secret: str) -> ApiKey | None:
     """The usable key with this secret: not revoked or expired, its user active and still
-    a member of its workspace. None otherwise."""
-    key = ApiKey.objects.select_related("user").filter(key_hash=api_key_hash(secret)).first()
+    a member of its workspace. None otherwise.
+
+    One query: the key, its user, its workspace (with its security policy) and the user's
+    role there (`member_role`), so the request's actor needs no second lookup."""
+    member_role = Membership.objects.filter(
+        user_id=OuterRef("user_id"), workspace_id=OuterRef("workspace_id")
+    ).values("role")[:1]
+    key = (
+        ApiKey.objects.select_related("user", "workspace", "workspace__security")
+        .annotate(member_role=Subquery(member_role))
+        .filter(key_hash=api_key_hash(secret))
+        .first()
+    )
     if key is None or not key.is_usable() or not key.user.is_active:
         return None
-    if not Membership.objects.filter(user_id=key.user_id, workspace_id=key.workspace_id).exists():
+    if key.member_role is None:  # type: ignore[attr-defined]
         return None
     return key
 

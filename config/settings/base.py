@@ -54,12 +54,15 @@ INSTALLED_APPS = [
     "apps.files",
     "apps.agents",
     "apps.conversations",
+    "apps.console",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.ApiHtmlErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "apps.core.middleware.RateLimitHeadersMiddleware",
 ]
 
@@ -86,6 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.console.context_processors.console",
             ],
         },
     },
@@ -198,7 +203,11 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# The console's browser libraries come from npm (package-lock.json, `make install`).
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 
@@ -295,6 +304,10 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    # apps/core/api/converters.py: `<id:...>` path ids are 64-bit database integers.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    },
 }
 
 # --- Outbound requests ----------------------------------------------------------------
@@ -362,7 +375,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.sweep_stale_jobs",
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
-    "knowledge.recover_documents": {"task": "knowledge.recover_documents", "schedule": 60},
     "conversations.interrupt_stale_runs": {
         "task": "conversations.interrupt_stale_runs",
         "schedule": 60,

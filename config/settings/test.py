@@ -23,3 +23,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # test (a killed Celery worker, a second server process) see the same test database.
     # One file per test process: concurrent test runs never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+
+# The browser tests load the console's CSS and JS from the live server without a
+# collectstatic step: WhiteNoise serves them from the finders.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

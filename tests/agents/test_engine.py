@@ -40,10 +40,11 @@ class MemoryHooks:
         self.messages: list[dict[str, Any]] = []
         self.on_event = None
 
-    async def emit(self, type, data):
-        self.events.append((str(type), data))
+    async def emit(self, event):
+        type, data = str(event.type), event.to_dict()  # the wire shape of the typed event
+        self.events.append((type, data))
         if self.on_event is not None:
-            self.on_event(str(type), data)
+            self.on_event(type, data)
 
     async def persist_message(self, message):
         self.messages.append(message)

@@ -11,6 +11,7 @@ from apps.agents import services
 from apps.agents.models import AgentJob
 from apps.agents.services import agent_job_cancel, agent_job_claim, agent_job_finish
 from apps.agents.tasks import run_agent_job
+from apps.core.jobs import job_kind_sweep
 from apps.core.tasks import sweep_stale_jobs
 from apps.providers.scripted import Reply
 from apps.users.choices import Role
@@ -18,6 +19,7 @@ from tests.agents.factories import actor_for, make_tool
 from tests.helpers import assert_error, assert_outsiders_get_404
 from tests.providers.factories import make_scripted_provider
 from tests.users.factories import UserFactory, add_member, make_workspace
+from tests.workers import kill_worker_when
 
 pytestmark = pytest.mark.django_db
 
@@ -295,3 +297,42 @@ def test_a_running_job_heartbeats_while_it_waits_for_the_model(
     assert (job.status, job.attempts) == ("succeeded", 1)
     # It said it was alive while the model took its time, so the sweep left it alone.
     assert job.heartbeat_at - job.started_at >= timedelta(seconds=0.2)
+
+
+WORKER = """
+import sys
+from apps.agents.tasks import run_agent_job
+run_agent_job(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_ends_failed_within_the_sweep_bound(user, workspace, llm):
+    """A real worker process takes the job and is killed (SIGKILL) while it waits for the
+    model. The stale sweep leaves the job alone until JOB_STALE_AFTER has passed since
+    its last heartbeat, then ends it `failed` with a reason a person can read."""
+    llm.push(Reply(text=json.dumps({"system_prompt": "late"}), first_byte_delay=20))
+    job = AgentJob.objects.create(
+        workspace=workspace, created_by=user, kind="optimize_prompt", input={"system_prompt": "x"}
+    )
+
+    def waiting_for_the_model() -> bool:
+        job.refresh_from_db()
+        return job.status == "running" and bool(llm.requests)
+
+    kill_worker_when(WORKER, [str(job.id)], waiting_for_the_model)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("running", 1)
+    last_beat = job.heartbeat_at
+    stale_after = services.JOB_STALE_AFTER
+    assert sweep_stale_jobs.apply(kwargs={}).get()["agents.job"] == 0  # not stale yet
+    assert job_kind_sweep(services.AGENT_JOBS, now=last_beat + stale_after) == 0
+    assert job_kind_sweep(services.AGENT_JOBS, now=last_beat + stale_after * 2) == 1
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.error_message, job.result) == (
+        "failed",
+        "job_expired",
+        "The worker running the job stopped before it finished; submit it again.",
+        None,
+    )

@@ -3,7 +3,7 @@
 from typing import Any
 
 from apps.conversations.models import Conversation, Run
-from apps.conversations.runner import message_create_sync
+from apps.conversations.services import message_create
 
 
 def make_conversation(*, agent: Any, user: Any, title: str = "") -> Conversation:
@@ -21,12 +21,12 @@ def make_exchange(*, conversation: Conversation, question: str, answer: str) -> 
         created_by=conversation.user,
         status="completed",
     )
-    user_msg = message_create_sync(
+    user_msg = message_create(
         conversation_id=conversation.id,
         run_id=run.id,
         message={"role": "user", "content": question},
     )
-    answer_msg = message_create_sync(
+    answer_msg = message_create(
         conversation_id=conversation.id,
         run_id=run.id,
         message={"role": "assistant", "content": answer},

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, Message, Run, RunEvent
-from apps.conversations.runner import message_create_sync
+from apps.conversations.services import message_create
 from apps.providers.scripted import Reply, ToolCall
 from tests.conversations.conftest import read_sse, wait_for
 
@@ -72,6 +72,14 @@ def test_queue_promote_delete_and_serial_runs(http, chat_agent, scripted_llm):
     runs = Run.objects.filter(id__in=[first["id"], third["id"], second["id"]])
     spans = sorted((r.started_at, r.finished_at) for r in runs)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # serial
+    # The running run announced each message queued behind it, once, in its own stream.
+    first_events = read_sse(http.get(f"/api/v1/runs/{first['id']}/stream"))
+    queued = [e["data"] for e in first_events if e["type"] == "run.queued"]
+    assert sorted(q["queued_run_id"] for q in queued) == sorted(
+        [second["id"], third["id"], fourth["id"]]
+    )
+    assert all(q["position"] >= 1 for q in queued)
+    assert [e["type"] for e in first_events][-3:] == ["run.completed", "done", "end"]
 
 
 def test_interrupt_cancels_the_active_run_first(http, chat_agent, scripted_llm):
@@ -208,10 +216,10 @@ def test_dead_process_run_becomes_interrupted_and_dangling_calls_are_repaired(
         heartbeat_at=timezone.now() - timedelta(minutes=5),
         started_at=timezone.now() - timedelta(minutes=5),
     )
-    message_create_sync(
+    message_create(
         conversation_id=conv.id, run_id=dead.id, message={"role": "user", "content": "hi"}
     )
-    message_create_sync(
+    message_create(
         conversation_id=conv.id,
         run_id=dead.id,
         message={

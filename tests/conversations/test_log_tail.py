@@ -11,8 +11,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from apps.conversations.eventlog import reserve_cursors_sync, write_events_sync
-from apps.conversations.streaming import EARLY_POLLS, HEARTBEAT, events_after
-from apps.core.events import Event, EventType
+from apps.conversations.streaming import EARLY_POLLS, events_after
+from apps.core.events import HEARTBEAT, AnswerDone, AnswerStart, End, Envelope, EventType
 from tests.agents.factories import make_agent
 from tests.conversations.factories import make_conversation
 
@@ -33,11 +33,11 @@ def test_a_stream_sees_another_process_log_writes_within_a_second(
         time.sleep(quiet)
         first, _, _ = reserve_cursors_sync(conv.id, 3)
         events = [
-            Event(EventType.ANSWER_START, conv.id, None, {"message_id": "m"}, first),
-            Event(
-                EventType.ANSWER_DONE, conv.id, None, {"message_id": "m", "content": "x"}, first + 1
+            Envelope(AnswerStart(message_id="m"), conv.id, None, first),
+            Envelope(
+                AnswerDone(message_id="m", content="x", citations=[]), conv.id, None, first + 1
             ),
-            Event(EventType.END, conv.id, None, {}, first + 2),
+            Envelope(End(), conv.id, None, first + 2),
         ]
         write_events_sync(events)  # the log only: no live delivery from "another process"
         return time.monotonic()

@@ -67,3 +67,32 @@ def test_mcp_needs_a_credential_and_hides_other_workspaces(live, user, workspace
         return await client.list_tools()
 
     assert [t.name for t in _run(f"{live.url}/mcp", key, list_tools).tools] == ["ask_theirs"]
+
+
+def test_a_read_scope_lists_tools_but_cannot_call_them(live, user, workspace, chat_agent):
+    _, key = make_api_key(user=user, workspace=workspace, scopes=("conversations:read",))
+
+    async def both(client):
+        listed = await client.list_tools()
+        called = await client.call_tool("ask_helper", {"question": "hi"})
+        return listed, called
+
+    listed, called = _run(f"{live.url}/mcp", key, both)
+    assert [t.name for t in listed.tools] == ["ask_helper"]
+    assert called.is_error is True
+    assert "scopes" in called.content[0].text
+    from apps.conversations.models import Conversation
+
+    assert Conversation.objects.count() == 0
+
+
+def test_a_scope_of_another_area_is_refused(live, user, workspace, chat_agent):
+    import httpx
+
+    _, key = make_api_key(user=user, workspace=workspace, scopes=("knowledge:read",))
+    r = httpx.post(
+        f"{live.url}/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Accept": "application/json, text/event-stream", "Authorization": f"Bearer {key}"},
+    )
+    assert r.status_code == 403

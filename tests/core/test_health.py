@@ -49,9 +49,18 @@ def test_health_is_503_when_the_database_is_unreachable(client, monkeypatch):
     assert components["database"] == {"name": "database", "ok": False, "error": "OperationalError"}
 
 
-def test_landing_page_links_admin_docs_and_health(client):
+def test_root_is_the_console_signed_out_visitors_go_to_sign_in(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/"
+
+
+def test_console_links_admin_and_api_docs_for_staff(client, user):
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    client.force_login(user)
     html = client.get("/").content.decode()
-    for link in ('href="/admin/"', 'href="/api/docs/"', 'href="/api/health"'):
+    for link in ('href="/admin/"', 'href="/api/docs/"'):
         assert link in html
 
 

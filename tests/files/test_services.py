@@ -19,8 +19,6 @@ from apps.files.exceptions import (
     WorkspacePathInvalid,
 )
 from apps.files.models import File
-from apps.knowledge.exceptions import ParseError
-from apps.knowledge.services import document_text_isolated
 from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.models import Workspace
@@ -183,20 +181,6 @@ def test_an_image_for_a_model_without_vision_is_noted_not_sent(user, workspace, 
         "type": "text",
         "text": "[Attached image p.png: not shown, the model does not accept images.]",
     }
-
-
-def test_parsing_is_killed_past_its_memory_limit():
-    with pytest.raises(ParseError, match="memory or time limit"):
-        document_text_isolated(
-            kind="text", data=b"hello", timeout_seconds=30, memory_bytes=16 * 1024 * 1024
-        )
-
-
-def test_parsing_is_killed_past_its_time_limit():
-    with pytest.raises(ParseError, match=r"longer than 0\.01 seconds"):
-        document_text_isolated(
-            kind="text", data=b"hello", timeout_seconds=0.01, memory_bytes=1024**3
-        )
 
 
 def test_lost_parses_are_requeued_by_the_job_sweep_then_failed(

@@ -65,7 +65,7 @@ def test_each_file_type_is_parsed_chunked_embedded_and_indexed(
     body = response.json()["data"]
     assert body["batch"]["total"] == 1
     document = Document.objects.get(id=body["documents"][0]["id"])
-    assert (document.status, document.error, document.kind) == ("indexed", "", kind)
+    assert (document.status, document.error_message, document.kind) == ("indexed", "", kind)
     assert document.size == len(data)
     chunks = list(Chunk.objects.filter(document=document).order_by("position"))
     assert len(chunks) == document.chunk_count >= 1
@@ -125,7 +125,7 @@ def test_corrupt_pdf_ends_failed_with_a_readable_reason(
     assert response.status_code == 202
     document = Document.objects.get()
     assert document.status == "failed"
-    assert document.error.startswith("The PDF could not be read")
+    assert document.error_message.startswith("The PDF could not be read")
     assert Chunk.objects.count() == 0
     batch = api.get(_url(kb, f"/batches/{document.batch_id}")).json()["data"]
     assert (batch["fail"], batch["success"], batch["ratio"]) == (1, 0, 1.0)
@@ -205,7 +205,7 @@ def test_docx_bomb_fails_with_reason(api, kb, settings, django_capture_on_commit
     )
     document = Document.objects.get()
     assert document.status == "failed"
-    assert "expands" in document.error and "the limit is 50" in document.error
+    assert "expands" in document.error_message and "the limit is 50" in document.error_message
 
 
 def test_pdf_over_the_page_limit_fails_with_reason(
@@ -215,7 +215,10 @@ def test_pdf_over_the_page_limit_fails_with_reason(
     pdf = samples.make_pdf(["one", "two", "three"])
     upload(api, kb, [("long.pdf", pdf, "application/pdf")], django_capture_on_commit_callbacks)
     document = Document.objects.get()
-    assert (document.status, document.error) == ("failed", "The PDF has 3 pages; the limit is 2.")
+    assert (document.status, document.error_message) == (
+        "failed",
+        "The PDF has 3 pages; the limit is 2.",
+    )
 
 
 def test_same_file_twice_is_a_duplicate_and_override_replaces_it(

@@ -1,26 +1,20 @@
 """The ingestion pipeline: rate limits, crashes, redelivery — a document always ends
 `indexed` or `failed` with a reason, and never has its chunks twice."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
-from django.db import connection
 from django.utils import timezone
 
+from apps.core.jobs import job_kind_sweep
 from apps.knowledge import services
 from apps.knowledge.models import Chunk, Document
-from apps.knowledge.tasks import ingest_document, recover_documents
+from apps.knowledge.services import INGESTION
+from apps.knowledge.tasks import ingest_document
 from apps.providers.scripted import Reply
 from tests.knowledge.factories import add_texts, make_kb
+from tests.workers import kill_worker_when
 
 LONG_TEXT = "\n\n".join(f"Paragraph {i} talks about topic number {i} in detail." for i in range(40))
 
@@ -46,7 +40,7 @@ def _waiting_document(kb, text=LONG_TEXT, name="long.txt"):
 
 def _assert_indexed_once(document, expected_chunks):
     document.refresh_from_db()
-    assert (document.status, document.error) == ("indexed", "")
+    assert (document.status, document.error_message) == ("indexed", "")
     chunks = list(Chunk.objects.filter(document=document).order_by("position"))
     assert len(chunks) == document.chunk_count == expected_chunks
     assert [c.position for c in chunks] == list(range(expected_chunks))
@@ -81,8 +75,10 @@ def test_a_provider_that_never_stops_refusing_ends_failed_with_a_reason(
         _batch, (document,) = add_texts(user=user, kb=kb, texts={"long.txt": LONG_TEXT})
     document.refresh_from_db()
     assert document.status == "failed"
-    assert document.error.startswith("The embedding provider kept failing after 2 retries: ")
-    assert "429" in document.error
+    assert document.error_message.startswith(
+        "The embedding provider kept failing after 2 retries: "
+    )
+    assert "429" in document.error_message
     assert Chunk.objects.count() == 0
     embedding_calls = [r for r in scripted_llm.requests if "input" in r]
     assert len(embedding_calls) == 9  # 3 runs x 3 tries, then it stops asking
@@ -119,7 +115,7 @@ def test_a_document_left_processing_by_a_dead_worker_is_recovered(
     )
     fresh = _waiting_document(kb, text="fresh words", name="fresh.txt")
     Document.objects.filter(id=fresh.id).update(status="embedding", heartbeat_at=timezone.now())
-    assert recover_documents() == 1  # only the stale one; the other worker is alive
+    assert job_kind_sweep(INGESTION) == 1  # only the stale one; the other worker is alive
     document.refresh_from_db()
     _assert_indexed_once(document, document.chunk_count)
     assert document.attempts == 2
@@ -135,10 +131,10 @@ def test_a_document_that_keeps_killing_its_worker_ends_failed(user, workspace, e
     Document.objects.filter(id=document.id).update(
         status="parsing", attempts=3, heartbeat_at=timezone.now() - timedelta(hours=1)
     )
-    recover_documents()
+    job_kind_sweep(INGESTION)
     document.refresh_from_db()
     assert document.status == "failed"
-    assert document.error == (
+    assert document.error_message == (
         "Gave up after 3 attempts: processing stopped before the end each time "
         "(worker crash or time limit)."
     )
@@ -150,7 +146,7 @@ def test_a_lost_queue_message_is_recovered(user, workspace, embedder):
     kb = _kb(user, workspace)
     document = _waiting_document(kb)
     Document.objects.filter(id=document.id).update(updated_at=timezone.now() - timedelta(hours=2))
-    assert recover_documents() == 1
+    assert job_kind_sweep(INGESTION) == 1
     _assert_indexed_once(document, Document.objects.get(id=document.id).chunk_count)
 
 
@@ -178,64 +174,32 @@ def test_redo_and_reindex_start_a_new_generation(
 # --- a real worker process, really killed (needs a database two processes share) ------
 
 WORKER = """
-import django, sys
-django.setup()
+import sys
 from apps.knowledge.tasks import ingest_document
 ingest_document(sys.argv[1], int(sys.argv[2]))
 """
 
 
-def _test_database_url() -> str:
-    """A DATABASE_URL for the test database pytest-django created (a file on SQLite)."""
-    name = connection.settings_dict["NAME"]
-    if not django_settings.DATABASE_IS_POSTGRES:
-        return f"sqlite:///{name}"
-    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + name))
+def _kill_worker_while_embedding(document, scripted_llm):
+    # The first embedding request hangs: the worker is killed while waiting for it.
+    scripted_llm.push_embeddings(Reply(first_byte_delay=20))
+
+    def embedding() -> bool:
+        document.refresh_from_db()
+        calls = [r for r in scripted_llm.request_log if r["path"].endswith("/embeddings")]
+        return document.status == "embedding" and bool(calls)
+
+    kill_worker_when(WORKER, [str(document.id), str(document.generation)], embedding)
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_document_then_the_document_finishes_exactly_once(
-    user, workspace, embedder, scripted_llm, tmp_path
+    user, workspace, embedder, scripted_llm
 ):
     kb = _kb(user, workspace)
     document = _waiting_document(kb)
-    # The first embedding request hangs: the worker is killed while waiting for it.
-    scripted_llm.push_embeddings(Reply(first_byte_delay=20))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-        "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(document.id), str(document.generation)],
-        env=env,
-        cwd=str(Path(django_settings.BASE_DIR)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            document.refresh_from_db()
-            embedding_calls = [
-                r for r in scripted_llm.request_log if r["path"].endswith("/embeddings")
-            ]
-            if document.status == "embedding" and embedding_calls:
-                break
-            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the worker never reached the embedding step")
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    assert worker.returncode == -signal.SIGKILL
+    _kill_worker_while_embedding(document, scripted_llm)
     document.refresh_from_db()
     assert (document.status, document.attempts, Chunk.objects.count()) == ("embedding", 1, 0)
 
@@ -247,5 +211,32 @@ def test_worker_killed_mid_document_then_the_document_finishes_exactly_once(
     assert document.attempts == 2
     # ... and the stale-document sweep, running later, changes nothing.
     Document.objects.filter(id=document.id).update(updated_at=timezone.now() - timedelta(hours=2))
-    assert recover_documents() == 0
+    assert job_kind_sweep(INGESTION) == 0
     _assert_indexed_once(document, document.chunk_count)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_workers_document_is_retried_by_the_sweep_within_its_bound(
+    user, workspace, embedder, scripted_llm, settings
+):
+    """The worker is killed and its message is lost too (no redelivery): the stale sweep
+    leaves the document alone until KNOWLEDGE_STALE_SECONDS have passed since the last
+    heartbeat, then queues it again, and it ends indexed, once."""
+    settings.KNOWLEDGE_STALE_SECONDS = 300
+    kb = _kb(user, workspace)
+    document = _waiting_document(kb)
+    _kill_worker_while_embedding(document, scripted_llm)
+    document.refresh_from_db()
+    assert (document.status, document.attempts, document.worker_id != "") == (
+        "embedding",
+        1,
+        True,
+    )
+    last_beat = document.heartbeat_at
+    assert job_kind_sweep(INGESTION, now=last_beat + timedelta(seconds=299)) == 0
+    assert Document.objects.get(id=document.id).status == "embedding"
+    assert job_kind_sweep(INGESTION, now=last_beat + timedelta(seconds=301)) == 1
+    document.refresh_from_db()
+    _assert_indexed_once(document, document.chunk_count)
+    assert (document.attempts, document.chunk_count > 1) == (2, True)

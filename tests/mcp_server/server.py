@@ -5,8 +5,8 @@ apps' tests). Run it as a process:
     python -m tests.mcp_server.server stdio
 
 Tools: echo, add, structured (structured content), picture (an image), fail (isError),
-slow (sleeps), crash (kills the process mid-call), enable_extra (adds the `multiply` tool
-at runtime, so a refresh discovers it).
+slow (sleeps), wipe (annotated destructive), crash (kills the process mid-call),
+enable_extra (adds the `multiply` tool at runtime, so a refresh discovers it).
 """
 
 import argparse
@@ -18,7 +18,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent
+from mcp_types import ImageContent, TextContent, ToolAnnotations
 
 # A 1x1 transparent PNG.
 PIXEL_PNG = base64.b64decode(
@@ -49,6 +49,13 @@ def build_server(**kwargs: Any) -> MCPServer:
                 type="image", data=base64.b64encode(PIXEL_PNG).decode(), mime_type="image/png"
             ),
         ]
+
+    @server.tool(
+        description="Delete the (pretend) records.",
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True),
+    )
+    def wipe() -> str:
+        return "wiped"
 
     @server.tool(description="Always fails.")
     def fail(reason: str = "boom") -> str:

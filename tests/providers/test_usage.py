@@ -137,3 +137,26 @@ def test_usage_of_an_empty_workspace(api):
         "series": [],
         "groups": [],
     }
+
+
+def test_usage_groups_are_labelled_with_agent_and_model_names(api, workspace, user):
+    from tests.agents.factories import make_agent
+
+    provider = ProviderFactory(workspace=workspace, name="acme")
+    big = ProviderModelFactory(provider=provider, name="big")
+    gone = ProviderModelFactory(provider=provider, name="retired")
+    agent = make_agent(workspace=workspace, user=user, name="Support bot")
+    record(workspace, big, user=user, agent_id=agent.id, cost=Decimal("0.5"))
+    record(workspace, gone, user=user, cost=Decimal("0.1"))
+    gone.delete()  # its rows keep their model name
+
+    by_agent = api.get("/api/v1/usage?group_by=agent").json()["data"]["groups"]
+    assert [(g["key"], g["label"]) for g in by_agent] == [
+        (str(agent.id), "Support bot"),
+        (None, ""),
+    ]
+    by_model = api.get("/api/v1/usage?group_by=model").json()["data"]["groups"]
+    assert [(g["key"], g["label"]) for g in by_model] == [
+        (str(big.id), "acme/big"),
+        (None, "acme/retired (deleted)"),
+    ]

@@ -19,6 +19,7 @@ ALL_TOOLS = [
     "picture",
     "slow",
     "structured",
+    "wipe",
 ]
 
 
@@ -35,7 +36,7 @@ def test_register_streamable_http_server_discovers_tools(api, workspace, mcp_htt
     assert data["status"] == "connected"
     assert data["status_reason"] == ""
     assert data["server_info"]["name"] == "test-mcp"
-    assert data["tool_count"] == 8
+    assert data["tool_count"] == 9
     assert data["headers"] == {"X-Team": "…alue"}
     assert [p["name"] for p in data["prompts"]] == ["greet"]
     assert [r["uri"] for r in data["resources"]] == ["test://readme"]
@@ -85,7 +86,11 @@ def test_mcp_tool_call_through_tool_specs(api, workspace, mcp_http, close_pool):
     assert structured.data["structured"] == {"city": "Paris", "temperature_c": 21}
     assert structured.is_error is False
     assert picture.content == "a pixel\n[image image/png]"
-    assert picture.data["content"][0]["mime_type"] == "image/png"
+    assert picture.data["content"][0] == {
+        "type": "image",
+        "mimeType": "image/png",
+        "data": picture.data["content"][0]["data"],
+    }
     assert fail.is_error is True
     assert "failed on purpose: nope" in fail.content
     assert invalid.is_error is True
@@ -101,7 +106,7 @@ def test_refresh_discovers_a_tool_the_server_added(api, workspace, mcp_http):
     assert not Tool.objects.filter(mcp_server_id=server_id, remote_name="multiply").exists()
     response = api.post(f"{SERVERS}/{server_id}/refresh")
     assert response.status_code == 200
-    assert response.json()["data"]["tool_count"] == 9
+    assert response.json()["data"]["tool_count"] == 10
     multiply = Tool.objects.get(mcp_server_id=server_id, remote_name="multiply")
     assert multiply.name == "demo_multiply"
     assert multiply.description == "Multiply two integers."
@@ -339,3 +344,87 @@ def test_pooled_stdio_session(workspace, close_pool):
     results, replaced = async_to_sync(calls)()
     assert results == ["1", "2", "MCP server connection failed: MCP error: Connection closed", "6"]
     assert replaced is True  # the dead subprocess' session was replaced by a new one
+
+
+def test_two_tools_of_a_new_server_in_one_turn_share_the_connecting_session(
+    api, workspace, mcp_http, close_pool
+):
+    """A model asking for two tools of the same server at once: the second caller waits
+    for the session the first is opening instead of replacing (and closing) it."""
+    from asgiref.sync import async_to_sync
+
+    from apps.skills.mcp_client import POOL
+
+    server_id = register(api, url=mcp_http.url).json()["data"]["id"]
+    tools = Tool.objects.filter(mcp_server_id=server_id, remote_name__in=["echo", "add"])
+    specs = {
+        s.name: s for s in tool_specs_for(workspace_id=workspace.id, tool_ids=[t.id for t in tools])
+    }
+    ctx = ToolContext(workspace_id=workspace.id, user_id=None)
+
+    async def one_turn():
+        import asyncio
+
+        try:
+            results = await asyncio.gather(
+                specs["demo_echo"].execute({"text": "hi"}, ctx),
+                specs["demo_add"].execute({"a": 2, "b": 3}, ctx),
+            )
+            return results, len(POOL._loop_sessions())
+        finally:
+            await POOL.aclose()
+
+    (echo, add), open_sessions = async_to_sync(one_turn)()
+    assert (echo.content, echo.is_error) == ("echo: hi", False)
+    assert (add.content, add.is_error) == ("5", False)
+    assert open_sessions == 1
+
+
+def test_destructive_annotation_is_stored_by_its_mcp_name_and_requires_approval(
+    api, workspace, mcp_http
+):
+    server_id = register(api, url=mcp_http.url).json()["data"]["id"]
+    wipe = Tool.objects.get(mcp_server_id=server_id, remote_name="wipe")
+    assert wipe.annotations == {"destructiveHint": True, "idempotentHint": True}
+    assert wipe.requires_approval is True
+    echo = Tool.objects.get(mcp_server_id=server_id, remote_name="echo")
+    assert (echo.annotations, echo.requires_approval) == ({}, False)
+
+
+def test_migration_recomputes_rows_stored_in_snake_case(workspace):
+    import importlib
+
+    from django.apps import apps as registry
+
+    migration = importlib.import_module("apps.skills.migrations.0002_mcp_annotations_by_alias")
+    server = McpServer.objects.create(
+        workspace=workspace, name="old", transport="streamable_http", url="https://x.test/mcp"
+    )
+    rows = {
+        name: Tool.objects.create(
+            workspace=workspace,
+            name=f"old_{name}",
+            source="mcp",
+            mcp_server=server,
+            remote_name=name,
+            annotations=annotations,
+            requires_approval=False,
+        )
+        for name, annotations in {
+            "destroy": {"destructive_hint": True, "open_world_hint": False, "title": "Destroy"},
+            "read": {"destructive_hint": True, "read_only_hint": True},
+            "plain": {},
+        }.items()
+    }
+    migration.annotations_by_alias(registry, None)
+    for row in rows.values():
+        row.refresh_from_db()
+    assert rows["destroy"].annotations == {
+        "destructiveHint": True,
+        "openWorldHint": False,
+        "title": "Destroy",
+    }
+    assert rows["destroy"].requires_approval is True
+    assert rows["read"].annotations == {"destructiveHint": True, "readOnlyHint": True}
+    assert rows["read"].requires_approval is False
+    assert (rows["plain"].annotations, rows["plain"].requires_approval) == ({}, False)

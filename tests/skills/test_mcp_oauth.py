@@ -77,7 +77,7 @@ def test_oauth_server_connects_after_authorization_and_refreshes_tokens(
     data = response.json()["data"]
     assert data["status"] == "connected"
     assert data["oauth_authorized"] is True
-    assert data["tool_count"] == 8
+    assert data["tool_count"] == 9
     server = McpServer.objects.get(id=server_id)
     assert server.oauth_pending == ""
     stored = server.oauth_tokens

@@ -102,6 +102,55 @@ def test_invalid_skill_md_is_refused(api, workspace, text):
     assert counts() == (0, 0, 0)
 
 
+def _yaml_bomb(levels: int = 6) -> str:
+    """428 bytes or so of front matter whose aliases expand ten times per level."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        refs = ",".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "---\nname: bomb\ndescription: Expands.\n" + "\n".join(lines) + "\n---\nBody\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            _yaml_bomb(),
+            "SKILL.md front matter is not accepted: "
+            "YAML anchors and aliases are not allowed (line 3).",
+        ),
+        (
+            "---\nname: deep\ndescription: Deep.\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n",
+            "SKILL.md front matter is not accepted: It is nested deeper than 20 levels.",
+        ),
+        (
+            "---\nname: deep\ndescription: Deep.\nx:\n"
+            + "".join("  " * i + f"k{i}:\n" for i in range(1, 30))
+            + "---\n",
+            "SKILL.md front matter is not accepted: It is nested deeper than 20 levels.",
+        ),
+    ],
+    ids=["alias-bomb", "deep-flow", "deep-block"],
+)
+def test_hostile_front_matter_is_refused_naming_the_field(api, workspace, text, message):
+    response = api.post("/api/v1/skills", {"skill_md": text}, format="json")
+    body = assert_error(response, 400, "invalid_skill")
+    assert body["error"]["details"] == [{"field": "skill_md", "message": message}]
+    assert counts() == (0, 0, 0)
+    # The same file inside an archive is refused the same way.
+    response = upload(api, make_zip({"SKILL.md": text}))
+    body = assert_error(response, 400, "invalid_skill")
+    assert body["error"]["details"][0]["message"] == message
+    assert counts() == (0, 0, 0)
+
+
+def test_front_matter_at_the_depth_limit_is_accepted(api, workspace):
+    text = "---\nname: nested\ndescription: Nested.\nx: " + "[" * 18 + "1" + "]" * 18 + "\n---\n"
+    response = api.post("/api/v1/skills", {"skill_md": text}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["data"]["metadata"]["x"] == [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]
+
+
 def _bomb_by_ratio() -> bytes:
     return make_zip({"SKILL.md": SKILL_MD, "zeros.bin": b"\0" * (5 * 1024 * 1024)})
 

@@ -68,7 +68,11 @@ class AgentConfigSerializer(serializers.Serializer):
     )
     tools_requiring_approval = serializers.ListField(
         child=serializers.RegexField(
-            TOOL_NAME_RE, error_messages={"invalid": "Not a tool name (^[a-zA-Z0-9_-]{1,64}$)."}
+            TOOL_NAME_RE,
+            error_messages={
+                # No braces: DRF formats this message with str.format.
+                "invalid": "Not a tool name: 1 to 64 letters, digits, _ or -."
+            },
         ),
         max_length=MAX_REFERENCES,
         required=False,
@@ -196,21 +200,29 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _references(self, obj: Agent, name: str, relation: str) -> list[str]:
+        """From the context's `references` (agents_reference_ids: one query for a page)
+        when the view read them, else from the agent's (prefetched) relation."""
+        references = self.context.get("references")
+        if references is not None and obj.pk in references:
+            return list(references[obj.pk][name])
+        return _ids(getattr(obj, relation))
+
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_tool_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.tools)
+        return self._references(obj, "tool_ids", "tools")
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_skill_version_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.skill_versions)
+        return self._references(obj, "skill_version_ids", "skill_versions")
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_knowledge_base_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.knowledge_bases)
+        return self._references(obj, "knowledge_base_ids", "knowledge_bases")
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_subagent_ids(self, obj: Agent) -> list[str]:
-        return _ids(obj.subagents)
+        return self._references(obj, "subagent_ids", "subagents")
 
     @extend_schema_field(AgentPermissionsSerializer)
     def get_permissions(self, obj: Agent) -> dict[str, bool]:

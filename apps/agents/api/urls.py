@@ -25,12 +25,12 @@ urlpatterns = [
         name="agent-version-list",
     ),
     path(
-        "agents/<uuid:agent_id>/versions/<int:number>",
+        "agents/<uuid:agent_id>/versions/<id:number>",
         views.AgentVersionDetailView.as_view(),
         name="agent-version-detail",
     ),
     path(
-        "agents/<uuid:agent_id>/versions/<int:number>/restore",
+        "agents/<uuid:agent_id>/versions/<id:number>/restore",
         views.AgentVersionRestoreView.as_view(),
         name="agent-version-restore",
     ),

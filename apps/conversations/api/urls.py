@@ -71,6 +71,7 @@ urlpatterns = [
         name="message-feedback",
     ),
     path("chat/completions", openai.ChatCompletionsView.as_view(), name="openai-chat-completions"),
-    # With these two, an OpenAI SDK whose base URL is /api/v1 talks to our agents.
+    # With these, an OpenAI SDK whose base URL is /api/v1 talks to our agents.
     path("models", openai.ModelListView.as_view(), name="openai-models"),
+    path("models/<str:model>", openai.ModelDetailView.as_view(), name="openai-model-detail"),
 ]

@@ -1,7 +1,8 @@
 import uuid
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -58,6 +59,7 @@ from apps.conversations.services import (
     stream_ticket_create,
 )
 from apps.conversations.streaming import events_after, parse_cursor, run_events, sse_body
+from apps.core.api.asyncview import AsyncApiView
 from apps.core.api.base import ApiView
 from apps.core.api.envelope import Enveloped
 from apps.core.api.renderers import EnvelopeJSONRenderer
@@ -219,7 +221,34 @@ class ConversationExportView(ApiView):
         )
 
 
-class MessageListView(ApiView):
+# Messages page by `seq` (`before`/`after`), not by cursor: the meta says so. Declared
+# with `data` so the schema hook does not wrap it again.
+MESSAGE_PAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+        "meta": {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string"},
+                "has_more": {"type": "boolean"},
+                "next_before": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `before` for the older page (when paging back).",
+                },
+                "next_after": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `after` for the newer page (when paging forward).",
+                },
+            },
+            "required": ["request_id", "has_more", "next_before", "next_after"],
+        },
+    },
+    "required": ["data", "meta"],
+}
+
+
+class MessageListView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 
@@ -230,7 +259,7 @@ class MessageListView(ApiView):
             OpenApiParameter("after", int, description="Messages with seq above this."),
             OpenApiParameter("limit", int),
         ],
-        responses=MessageSerializer(many=True),
+        responses={200: MESSAGE_PAGE_SCHEMA},
         tags=TAGS,
     )
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
@@ -269,7 +298,6 @@ class MessageListView(ApiView):
             attachments=data["attachments"],
             running_run_behavior=data["running_run_behavior"],
             background=data["background"],
-            dispatch=not stream,
             stream=stream,
         )
         if stream:
@@ -288,9 +316,8 @@ class ConversationQueueView(ApiView):
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
         conv = access_conversation(actor=get_actor(request), conversation_id=conversation_id)
         runs = list(queue_list(conversation=conv))
-        return Response(
-            Enveloped({"data": RunSerializer(runs, many=True).data, "meta": {"has_more": False}})
-        )
+        # One complete page: the renderer gives it the list meta (has_more false).
+        return Response(RunSerializer(runs, many=True).data)
 
 
 class ConversationRunsView(ApiView):
@@ -386,11 +413,21 @@ class SharedConversationView(ApiView):
 
     @extend_schema(
         operation_id="shared_conversations_get",
-        responses=SharedConversationSerializer,
+        responses={
+            200: SharedConversationSerializer,
+            302: OpenApiResponse(
+                description="A browser (Accept preferring text/html) is sent to the "
+                "read-only page of the web console."
+            ),
+        },
         tags=TAGS,
         auth=[],
     )
-    def get(self, request: Request, token: str) -> Response:
+    def get(self, request: Request, token: str) -> Response | HttpResponse:
+        # Content negotiation: the link people share opens as a page in a browser; API
+        # clients (Accept: application/json or */*) keep getting the JSON.
+        if request._request.get_preferred_type(["application/json", "text/html"]) == "text/html":
+            return HttpResponseRedirect(reverse("console:shared", kwargs={"token": token}))
         conv = shared_conversation(token=token)
         messages = [
             m
@@ -428,7 +465,7 @@ def _stream_auth() -> list[Any]:
     return [StreamTicketAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
 
-class ConversationStreamView(ApiView):
+class ConversationStreamView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 
@@ -457,7 +494,7 @@ class ConversationStreamView(ApiView):
         return sse_response(sse_body(events))
 
 
-class RunStreamView(ApiView):
+class RunStreamView(AsyncApiView):
     scope_area = "conversations"
     renderer_classes = [EnvelopeJSONRenderer, EventStreamRenderer]
 

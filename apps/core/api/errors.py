@@ -9,9 +9,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.core.api.envelope import Enveloped, request_meta
+from apps.core.api.renderers import EnvelopeJSONRenderer
 from apps.core.exceptions import ApplicationError, ErrorDetail
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,18 @@ def _drf_code(exc: drf.APIException) -> str:
 
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
-    """DRF's EXCEPTION_HANDLER. Never lets a stack trace out."""
+    """DRF's EXCEPTION_HANDLER. Never lets a stack trace out. An error is always JSON,
+    even on an endpoint whose success is another media type (an SSE stream): the client
+    asked for events, but what it gets is the error envelope, labelled as what it is."""
+    request = context.get("request")
+    renderer = getattr(request, "accepted_renderer", None)
+    if request is not None and not isinstance(renderer, JSONRenderer):
+        request.accepted_renderer = EnvelopeJSONRenderer()
+        request.accepted_media_type = "application/json"
+    return _error_response(exc)
+
+
+def _error_response(exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)

@@ -54,7 +54,16 @@ _ERROR_DESCRIPTIONS = {
     "403": "Not allowed for this credential or role (`forbidden`).",
     "404": "Not found, or in another workspace (`not_found`).",
     "429": "Rate limit exceeded (`rate_limited`); see `Retry-After`.",
+    "404:write": "A referenced object is not found, or in another workspace (`*_not_found`).",
+    "409": "Conflicts with the current state: a name taken, a busy object, an "
+    "`Idempotency-Key` reused with another body (`conflict`, `*_taken`, ...).",
+    "413": "The request body is larger than allowed (`payload_too_large`).",
+    "415": "The request body's Content-Type is not accepted (`unsupported_media_type`).",
+    "502": "The upstream (model provider, MCP server, URL) failed or is unreachable "
+    "(`provider_error`, `provider_unreachable`, ...).",
+    "504": "The upstream did not answer in time (`provider_timeout`).",
 }
+_WRITE_METHODS = ("POST", "PUT", "PATCH")
 
 
 def error_response(description: str) -> dict[str, Any]:
@@ -119,6 +128,15 @@ class EnvelopeAutoSchema(AutoSchema):
             codes += ["401", "403"]
         if "{" in self.path:
             codes.append("404")
+        elif self.method in _WRITE_METHODS:
+            codes.append("404:write")
+        if self.method in (*_WRITE_METHODS, "DELETE"):
+            codes.append("409")
+        if self.method in _WRITE_METHODS:
+            codes += ["413", "415"]
+        # A view that calls an upstream synchronously says so with `calls_upstream = True`.
+        if getattr(self.view, "calls_upstream", False):
+            codes += ["502", "504"]
         for code in codes:
-            responses.setdefault(code, error_response(_ERROR_DESCRIPTIONS[code]))
+            responses.setdefault(code.split(":")[0], error_response(_ERROR_DESCRIPTIONS[code]))
         return responses

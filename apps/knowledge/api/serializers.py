@@ -76,6 +76,15 @@ class KnowledgeBaseWriteSerializer(serializers.Serializer):
 class DocumentSerializer(serializers.ModelSerializer):
     knowledge_base_id = serializers.UUIDField(read_only=True)
     batch_id = serializers.UUIDField(read_only=True, allow_null=True)
+    error = serializers.CharField(
+        source="error_message",
+        read_only=True,
+        help_text="Why the document failed (or is being retried), in words a person can read.",
+    )
+    error_code = serializers.CharField(
+        read_only=True,
+        help_text="A stable code for `error` (e.g. parse_failed, too_many_attempts), or empty.",
+    )
 
     class Meta:
         model = Document
@@ -92,6 +101,7 @@ class DocumentSerializer(serializers.ModelSerializer):
             "metadata",
             "status",
             "error",
+            "error_code",
             "progress",
             "attempts",
             "chunk_count",

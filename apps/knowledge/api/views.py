@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
+from apps.core.api.fast import serialize_row, serialize_rows
 from apps.core.exceptions import ValidationFailed
 from apps.knowledge import selectors, services
 from apps.knowledge.api.serializers import (
@@ -38,7 +39,7 @@ TAGS = ["knowledge"]
 
 
 def _kb_data(knowledge_base: Any) -> Any:
-    return KnowledgeBaseSerializer(knowledge_base).data
+    return serialize_row(KnowledgeBaseSerializer, knowledge_base)
 
 
 def _upload_data(batch: UploadBatch, documents: list[Document]) -> Any:
@@ -61,7 +62,7 @@ class KnowledgeBaseListView(ApiView):
         return self.paginate(
             request,
             selectors.knowledge_base_list(actor=get_actor(request)),
-            lambda page: KnowledgeBaseSerializer(page, many=True).data,
+            lambda page: serialize_rows(KnowledgeBaseSerializer, page),
         )
 
     @extend_schema(
@@ -85,7 +86,9 @@ class KnowledgeBaseDetailView(ApiView):
     @extend_schema(operation_id="knowledge_bases_get", responses=KnowledgeBaseSerializer, tags=TAGS)
     def get(self, request: Request, knowledge_base_id: uuid.UUID) -> Response:
         actor = get_actor(request)
-        kb = selectors.access_knowledge_base(actor=actor, knowledge_base_id=knowledge_base_id)
+        kb = selectors.access_knowledge_base(
+            actor=actor, knowledge_base_id=knowledge_base_id, with_document_count=True
+        )
         return Response(_kb_data(kb))
 
     @extend_schema(

@@ -206,6 +206,7 @@ class ProviderVerifyView(ApiView):
 
 class ProviderUpstreamModelsView(ApiView):
     scope_area = "providers"
+    calls_upstream = True
 
     @extend_schema(
         operation_id="providers_upstream_models",

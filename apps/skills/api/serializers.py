@@ -70,7 +70,7 @@ class StdioCommandSerializer(serializers.ModelSerializer):
 
 class McpServerSerializer(serializers.ModelSerializer):
     stdio_command = serializers.SlugRelatedField(  # type: ignore[var-annotated]
-        slug_field="name", read_only=True
+        slug_field="name", read_only=True, allow_null=True
     )
     headers = serializers.SerializerMethodField()
     bearer_token = serializers.SerializerMethodField()

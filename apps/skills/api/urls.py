@@ -40,7 +40,7 @@ urlpatterns = [
         name="skill-version-list",
     ),
     path(
-        "skills/<uuid:skill_id>/versions/<int:number>",
+        "skills/<uuid:skill_id>/versions/<id:number>",
         views.SkillVersionDetailView.as_view(),
         name="skill-version-detail",
     ),

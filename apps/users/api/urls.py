@@ -43,7 +43,7 @@ urlpatterns += [
     path("me", views.MeView.as_view(), name="me"),
     path("me/authorizations", views.MeAuthorizationListView.as_view(), name="me-authorizations"),
     path(
-        "me/authorizations/<int:application_id>",
+        "me/authorizations/<id:application_id>",
         views.MeAuthorizationDetailView.as_view(),
         name="me-authorization-detail",
     ),

@@ -246,7 +246,8 @@ class ApiKeyDetailView(ApiView):
 
     @extend_schema(
         operation_id="api_keys_revoke",
-        responses=ApiKeySerializer,
+        # 200 with the revoked key (a DELETE's default would be a bodiless 204).
+        responses={200: ApiKeySerializer},
         tags=["api-keys"],
         description="Revoke the key (idempotent); it is refused from the next request on.",
     )

@@ -1,0 +1,65 @@
+"""How a console request becomes an Actor: the browser session, in the workspace the
+person picked with the switcher (kept in the session), through the same `actor_resolve`
+as the API. Domain errors become pages: not found is a 404, never a 403."""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.shortcuts import render
+
+from apps.core.exceptions import ApplicationError, NotFound, PermissionDenied
+from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
+from apps.users.exceptions import WorkspaceNotFound
+from apps.users.models import User
+
+WORKSPACE_SESSION_KEY = "console_workspace_id"
+
+View = Callable[..., HttpResponseBase]
+
+
+def console_actor(request: HttpRequest) -> Actor:
+    """The signed-in user acting in the workspace chosen in this session (else their
+    first). A workspace they left falls back to their default one."""
+    user = request.user
+    assert isinstance(user, User)
+    chosen = request.session.get(WORKSPACE_SESSION_KEY)
+    try:
+        return actor_resolve(
+            user=user, credential=SESSION_CREDENTIAL, requested_workspace_id=chosen
+        )
+    except WorkspaceNotFound:
+        request.session.pop(WORKSPACE_SESSION_KEY, None)
+        return actor_resolve(user=user, credential=SESSION_CREDENTIAL, requested_workspace_id=None)
+
+
+def console_view(view: View) -> View:
+    """Signed-in only (others go to sign-in); sets `request.actor`; renders domain errors:
+    NotFound as 404, PermissionDenied as a 403 page saying why."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        try:
+            request.actor = console_actor(request)  # type: ignore[attr-defined]
+        except WorkspaceNotFound as exc:
+            raise Http404("You belong to no workspace.") from exc
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except PermissionDenied as exc:
+            return render(
+                request, "console/error.html", {"title": "Not allowed", "error": exc}, status=403
+            )
+
+    return wrapped
+
+
+def error_message(exc: ApplicationError) -> str:
+    """A domain error as one readable line, with the fields it names."""
+    fields = [d["message"] for d in exc.details if d.get("message") and d["message"] != exc.message]
+    return " ".join([exc.message, *fields])

@@ -1,0 +1,157 @@
+"""Forms of the console: they parse and bound input; the services decide the rest."""
+
+from typing import Any
+
+from django import forms
+
+from apps.providers.choices import ProviderKind
+
+MAX_MESSAGE_CHARS = 100_000
+
+
+class ChoicesForm(forms.Form):
+    def _set_choices(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+
+
+class ConversationFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    agent = forms.UUIDField(required=False, label="Agent")
+
+
+class NewChatForm(forms.Form):
+    agent = forms.UUIDField(label="Agent")
+    content = forms.CharField(required=False, max_length=MAX_MESSAGE_CHARS, label="Message")
+
+
+class SendForm(forms.Form):
+    content = forms.CharField(max_length=MAX_MESSAGE_CHARS, label="Message", strip=True)
+    interrupt = forms.BooleanField(required=False)
+
+
+class RenameForm(forms.Form):
+    title = forms.CharField(max_length=200, label="Title")
+
+
+class FeedbackForm(forms.Form):
+    rating = forms.ChoiceField(choices=[("up", "Helpful"), ("down", "Not helpful")])
+
+
+class DecisionForm(forms.Form):
+    tool_call_id = forms.CharField(max_length=128)
+    approved = forms.TypedChoiceField(choices=[("1", "Approve"), ("0", "Reject")], coerce=int)
+
+
+class AgentForm(ChoicesForm):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    model = forms.ChoiceField(label="Model", required=False)
+    system_prompt = forms.CharField(
+        required=False,
+        max_length=100_000,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        label="Instructions",
+    )
+    opening_message = forms.CharField(required=False, max_length=2000, label="Opening message")
+    starter_questions = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line.",
+    )
+    knowledge_bases = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Knowledge bases"
+    )
+    builtin_tools = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Built-in tools"
+    )
+    tools = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Workspace tools"
+    )
+    tools_requiring_approval = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Ask me before running"
+    )
+    suggestions_enabled = forms.BooleanField(required=False, label="Suggest follow-up questions")
+
+    def __init__(
+        self,
+        *args: Any,
+        models: list[tuple[str, str]],
+        knowledge_bases: list[tuple[str, str]],
+        tools: list[tuple[str, str]],
+        builtin_tools: list[tuple[str, str]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_choices("model", [("", "Workspace default"), *models])
+        self._set_choices("knowledge_bases", knowledge_bases)
+        if tools:
+            self._set_choices("tools", tools)
+        else:
+            del self.fields["tools"]  # nothing to choose: no empty heading
+        self._set_choices("builtin_tools", builtin_tools)
+        # Approval is asked by tool name, of built-in and workspace tools alike.
+        names = [name for name, _ in builtin_tools] + [label for _, label in tools]
+        self._set_choices("tools_requiring_approval", [(n, n) for n in dict.fromkeys(names)])
+
+    def values(self) -> dict[str, Any]:
+        """The agent service's configuration values."""
+        data = self.cleaned_data
+        questions = [q.strip() for q in data["starter_questions"].splitlines() if q.strip()]
+        return {
+            "name": data["name"],
+            "description": data["description"],
+            "model_id": data["model"] or None,
+            "system_prompt": data["system_prompt"],
+            "opening_message": data["opening_message"],
+            "starter_questions": questions,
+            "knowledge_base_ids": list(data["knowledge_bases"]),
+            "builtin_tools": list(data["builtin_tools"]),
+            "tool_ids": list(data.get("tools", [])),
+            "tools_requiring_approval": list(data["tools_requiring_approval"]),
+            "suggestions_enabled": data["suggestions_enabled"],
+        }
+
+
+class KnowledgeBaseForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=2000)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Name")
+
+
+class ProviderForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ProviderKind.choices)
+    base_url = forms.URLField(
+        required=False, max_length=500, label="Base URL", assume_scheme="https"
+    )
+    api_key = forms.CharField(
+        required=False, max_length=1000, widget=forms.PasswordInput, label="API key"
+    )
+    model = forms.CharField(
+        max_length=200,
+        label="Chat model",
+        help_text="The model name the provider knows, e.g. gpt-4o-mini.",
+    )
+    embedding_model = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Embedding model",
+        help_text="Optional: for knowledge bases, e.g. text-embedding-3-small.",
+    )
+
+
+class MemberForm(ChoicesForm):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=[])
+
+    def __init__(self, *args: Any, roles: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_choices("role", roles)

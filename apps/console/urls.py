@@ -1,0 +1,90 @@
+from django.urls import path
+
+from apps.console.views import agents, chat, home, knowledge, settings
+
+app_name = "console"
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("workspace", home.workspace_switch, name="workspace_switch"),
+    # Chat
+    path("chat/", chat.conversation_index, name="chat"),
+    path("chat/new", chat.chat_new, name="chat_new"),
+    path("chat/start", chat.chat_start, name="chat_start"),
+    path("chat/<uuid:conversation_id>/", chat.conversation_detail, name="conversation"),
+    path("chat/<uuid:conversation_id>/send", chat.conversation_send, name="conversation_send"),
+    path(
+        "chat/<uuid:conversation_id>/ticket", chat.conversation_ticket, name="conversation_ticket"
+    ),
+    path(
+        "chat/<uuid:conversation_id>/regenerate",
+        chat.conversation_regenerate_view,
+        name="conversation_regenerate",
+    ),
+    path(
+        "chat/<uuid:conversation_id>/rename",
+        chat.conversation_rename_view,
+        name="conversation_rename",
+    ),
+    path(
+        "chat/<uuid:conversation_id>/delete",
+        chat.conversation_delete_view,
+        name="conversation_delete",
+    ),
+    path("chat/<uuid:conversation_id>/share", chat.conversation_share, name="conversation_share"),
+    path(
+        "chat/<uuid:conversation_id>/export", chat.conversation_export, name="conversation_export"
+    ),
+    path("chat/messages/<uuid:message_id>", chat.message_fragment, name="message"),
+    path("chat/messages/<uuid:message_id>/feedback", chat.message_feedback, name="feedback"),
+    path("chat/runs/<uuid:run_id>/decision", chat.run_decision, name="run_decision"),
+    path("chat/runs/<uuid:run_id>/stop", chat.run_stop, name="run_stop"),
+    path("shared/<str:token>", chat.shared_page, name="shared"),
+    # Agents
+    path("agents/", agents.agent_index, name="agents"),
+    path("agents/new", agents.agent_new, name="agent_new"),
+    path("agents/<uuid:agent_id>/", agents.agent_detail, name="agent"),
+    path(
+        "agents/<uuid:agent_id>/versions/<int:number>/restore",
+        agents.agent_restore,
+        name="agent_restore",
+    ),
+    # Knowledge
+    path("knowledge/", knowledge.knowledge_index, name="knowledge"),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/",
+        knowledge.knowledge_base_detail,
+        name="knowledge_base",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/documents",
+        knowledge.knowledge_documents,
+        name="knowledge_documents",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/upload",
+        knowledge.knowledge_upload,
+        name="knowledge_upload",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/search",
+        knowledge.knowledge_search_test,
+        name="knowledge_search",
+    ),
+    # Settings
+    path("settings/keys", settings.api_keys, name="api_keys"),
+    path(
+        "settings/keys/<uuid:api_key_id>/revoke",
+        settings.api_key_revoke_view,
+        name="api_key_revoke",
+    ),
+    path("settings/providers", settings.providers, name="providers"),
+    path(
+        "settings/providers/<uuid:provider_id>/verify",
+        settings.provider_verify_view,
+        name="provider_verify",
+    ),
+    path("settings/members", settings.members, name="members"),
+    path("settings/usage", settings.usage, name="usage"),
+    path("settings/usage.csv", settings.usage_csv, name="usage_csv"),
+]
