@@ -184,8 +184,10 @@ def test_an_image_for_a_model_without_vision_is_noted_not_sent(user, workspace, 
 
 
 def test_lost_parses_are_requeued_by_the_job_sweep_then_failed(
-    user, workspace, local_storage, django_capture_on_commit_callbacks
+    user, workspace, local_storage, settings, django_capture_on_commit_callbacks
 ):
+    # The sweep's clock is driven ahead; a requeued parse is not "lost in the queue" yet.
+    settings.FILES_PARSE_STALE_SECONDS = 3600
     actor = _actor(user, workspace)
     with django_capture_on_commit_callbacks(execute=False):
         file = services.file_upload(actor=actor, name="a.md", data=b"# A\n\nalpha beta")
