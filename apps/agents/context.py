@@ -407,11 +407,14 @@ async def with_attachments(
     *,
     workspace_id: uuid.UUID,
     vision: bool,
+    context_window: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[AttachmentContent]]:
     """`history` with every message that has attachments given as content parts (new
     dicts; the others unchanged), and the long documents the `attachment_search` tool
     covers. Raises AttachmentUnreadable when a file of the latest user message failed
-    to parse or is still unread after FILES_PARSE_WAIT_SECONDS."""
+    to parse or is still unread after FILES_PARSE_WAIT_SECONDS. The inline documents
+    of the history share at most a quarter of the context window (about four
+    characters a token); longer ones go through `attachment_search`."""
     ids = [file_id for message in history for file_id in attachment_ids(message)]
     if not ids:
         return history, []
@@ -419,9 +422,11 @@ async def with_attachments(
     current = set(attachment_ids(history[latest])) if latest >= 0 else set()
     wait_seconds = float(files_limit("FILES_PARSE_WAIT_SECONDS"))
     deadline = time.monotonic() + wait_seconds
+    unique = list(dict.fromkeys(ids))
+    inline_max = (context_window or DEFAULT_CONTEXT_WINDOW) // len(unique)
     while True:
         contents = await sync_to_async(attachment_contents)(
-            workspace_id=workspace_id, file_ids=list(dict.fromkeys(ids))
+            workspace_id=workspace_id, file_ids=unique, inline_max_chars=inline_max
         )
         waiting = [c for i, c in contents.items() if i in current and c.status in PARSE_WAITING]
         if not waiting:

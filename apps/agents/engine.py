@@ -553,6 +553,7 @@ class _Turn:
             self.history,
             workspace_id=agent.workspace_id,
             vision=Capability.VISION in self.model.capabilities,
+            context_window=self.model.context_window,
         )
         specs, skills_text = await self._gather_tools()
         if long_documents:

@@ -255,8 +255,8 @@ def file_delete(*, actor: Actor, file: File) -> None:
 def files_delete_for_conversation(*, conversation_id: uuid.UUID) -> int:
     """Delete every file of a conversation (its attachments and the agent's file
     workspace) and, after commit, their bytes. Idempotent; returns how many."""
-    deleted, _ = File.objects.filter(conversation_id=conversation_id).delete()
-    return deleted
+    _, per_model = File.objects.filter(conversation_id=conversation_id).delete()
+    return per_model.get(File._meta.label, 0)
 
 
 def file_read_bytes(*, file: File) -> bytes:
@@ -443,14 +443,18 @@ class AttachmentContent:
 
 
 def attachment_contents(
-    *, workspace_id: uuid.UUID, file_ids: Sequence[str]
+    *, workspace_id: uuid.UUID, file_ids: Sequence[str], inline_max_chars: int | None = None
 ) -> dict[str, AttachmentContent]:
-    """The content of attached files, by id (a file deleted since is `missing`)."""
+    """The content of attached files, by id (a file deleted since is `missing`). A
+    document longer than `inline_max_chars` (at most FILES_INLINE_MAX_CHARS) is not
+    inline: only its beginning is given."""
     rows = {
         str(f.id): f
         for f in File.objects.filter(workspace_id=workspace_id, id__in=list(file_ids)).defer("text")
     }
     inline_max = int(limit("FILES_INLINE_MAX_CHARS"))
+    if inline_max_chars is not None:
+        inline_max = min(inline_max, inline_max_chars)
     out: dict[str, AttachmentContent] = {}
     for file_id in file_ids:
         f = rows.get(file_id)

@@ -179,3 +179,16 @@ def test_list_refuses_a_bad_filter_by_name(api, local_storage):
 
     assert r.status_code == 400
     assert r.json()["error"]["details"][0]["field"] == "conversation_id"
+
+
+def test_list_query_count_does_not_grow_with_files(api, local_storage, django_assert_num_queries):
+    # Session, user, membership, one page of files: the same for 3 files or 9.
+    for index in range(3):
+        upload(api, f"{index}.png", make_png(index + 1, 1))
+    with django_assert_num_queries(4):
+        assert len(api.get("/api/v1/files").json()["data"]) == 3
+    for index in range(3, 9):
+        upload(api, f"{index}.png", make_png(index + 1, 1))
+
+    with django_assert_num_queries(4):
+        assert len(api.get("/api/v1/files").json()["data"]) == 9

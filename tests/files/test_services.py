@@ -184,8 +184,10 @@ def test_an_image_for_a_model_without_vision_is_noted_not_sent(user, workspace, 
 
 
 def test_lost_parses_are_requeued_by_the_job_sweep_then_failed(
-    user, workspace, local_storage, django_capture_on_commit_callbacks
+    user, workspace, local_storage, settings, django_capture_on_commit_callbacks
 ):
+    # The sweep's clock is driven ahead; a requeued parse is not "lost in the queue" yet.
+    settings.FILES_PARSE_STALE_SECONDS = 3600
     actor = _actor(user, workspace)
     with django_capture_on_commit_callbacks(execute=False):
         file = services.file_upload(actor=actor, name="a.md", data=b"# A\n\nalpha beta")
@@ -232,3 +234,25 @@ def test_deleting_a_workspace_removes_its_stored_files(
 
     assert File.objects.count() == 0
     assert storage.keys() == []
+
+
+def test_deleting_a_conversations_files_removes_them_and_their_bytes(
+    user, workspace, local_storage, django_capture_on_commit_callbacks
+):
+    conversation_id = uuid.uuid4()
+    for path in ("a.md", "b/c.md"):
+        services.workspace_write(
+            workspace_id=workspace.id,
+            owner_id=user.pk,
+            conversation_id=conversation_id,
+            path=path,
+            content="words " * 50,
+        )
+    kept = services.file_upload(actor=_actor(user, workspace), name="k.png", data=make_png())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.files_delete_for_conversation(conversation_id=conversation_id) == 2
+
+    assert list(File.objects.values_list("id", flat=True)) == [kept.id]
+    assert local_storage.keys() == [kept.storage_key]
+    assert services.files_delete_for_conversation(conversation_id=conversation_id) == 0
