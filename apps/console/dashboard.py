@@ -30,8 +30,8 @@ def operator_dashboard() -> dict[str, Any]:
         .values_list("status", "n")
     )
     since = timezone.now().date() - dt.timedelta(days=USAGE_DAYS - 1)
-    per_day = {
-        row["day"]: row
+    per_day: dict[Any, dict[str, Any]] = {
+        row["day"]: dict(row)
         for row in UsageRecord.objects.filter(created_at__date__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day")

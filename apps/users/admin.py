@@ -136,12 +136,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "workspace"]
 
     def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+        self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         if obj is None:
             kwargs["form"] = self.add_form
             kwargs["fields"] = ApiKeyAddForm.Meta.fields
-        return super().get_form(request, obj, change=change, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.readonly_fields if obj is not None else []
