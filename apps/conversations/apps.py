@@ -13,7 +13,7 @@ class ConversationsConfig(AppConfig):
         from apps.conversations.executor import ExecutorPorts, executor
         from apps.conversations.services import RUN_JOB_KIND
         from apps.core.jobs import job_kind_register
-        from apps.providers.adapters import share_clients_on_this_loop
+        from apps.providers.services import model_clients_share_this_loop
 
         executor.install(
             ExecutorPorts(
@@ -23,7 +23,7 @@ class ConversationsConfig(AppConfig):
                 enqueue=tasks.enqueue_drive,
                 # The server's loop outlives every run: model calls made on it share SDK
                 # clients (and their keep-alive connections).
-                on_bind=share_clients_on_this_loop,
+                on_bind=model_clients_share_this_loop,
             )
         )
         job_kind_register(RUN_JOB_KIND)  # the one stale sweep ends runs of dead processes

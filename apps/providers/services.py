@@ -20,7 +20,7 @@ from django.db.models import ProtectedError, RestrictedError
 from apps.core.exceptions import ValidationFailed
 from apps.core.outbound import check_url
 from apps.providers import local_models
-from apps.providers.adapters import ChatRequest, Endpoint, make_adapter
+from apps.providers.adapters import ChatRequest, Endpoint, make_adapter, share_clients_on_this_loop
 from apps.providers.choices import Capability, ModelKind, ProviderKind, UsageOutcome
 from apps.providers.exceptions import (
     ModelInUse,
@@ -631,3 +631,9 @@ def provider_upstream_models(*, provider: Provider) -> list[str]:
             await adapter.aclose()
 
     return async_to_sync(run)()
+
+
+def model_clients_share_this_loop() -> None:
+    """Declare the running event loop long-lived (a server's): model calls made on it share
+    SDK clients and their keep-alive connections. Call it on that loop."""
+    share_clients_on_this_loop()
