@@ -5,6 +5,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework.permissions import AllowAny
 
 _META = {
@@ -67,7 +68,13 @@ _WRITE_METHODS = ("POST", "PUT", "PATCH")
 
 
 def error_response(description: str) -> dict[str, Any]:
+    """An error response as raw OpenAPI (for the generated defaults below)."""
     return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def error_doc(description: str) -> OpenApiResponse:
+    """An error response for a view's `extend_schema(responses=...)`: the error envelope."""
+    return OpenApiResponse(response=_ERROR_REF, description=description)
 
 
 class EnvelopeAutoSchema(AutoSchema):

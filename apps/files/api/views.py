@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
-from apps.core.api.schema import error_response
+from apps.core.api.schema import error_doc
 from apps.files import selectors, services
 from apps.files.api.serializers import (
     FileListQuerySerializer,
@@ -86,7 +86,7 @@ class FileListView(ApiView):
         request={"multipart/form-data": FileUploadSerializer},
         responses={
             201: FileSerializer,
-            413: error_response(
+            413: error_doc(
                 "The file, the request or the workspace's storage is over its limit "
                 "(`file_too_large`, `payload_too_large`, `storage_quota_exceeded`)."
             ),

@@ -13,7 +13,7 @@ from rest_framework.throttling import BaseThrottle
 from apps.conversations.choices import RunStatus
 from apps.core.api.base import ApiView
 from apps.core.api.ratelimit import RateState, client_address, rate_hit
-from apps.core.api.schema import error_response
+from apps.core.api.schema import error_doc
 from apps.core.exceptions import PayloadTooLarge, ValidationFailed
 from apps.tasks.api.serializers import (
     TriggerCreatedSerializer,
@@ -134,10 +134,10 @@ class TriggerFireView(ApiView):
         responses={
             200: TriggerFiredSerializer,
             202: TriggerFiredSerializer,
-            401: error_response("Missing or wrong secret, or a bad signature (`unauthorized`)."),
-            404: error_response("No such trigger (`trigger_not_found`)."),
-            409: error_response("The trigger is disabled or its owner lost access."),
-            413: error_response("The body is too large (`payload_too_large`)."),
+            401: error_doc("Missing or wrong secret, or a bad signature (`unauthorized`)."),
+            404: error_doc("No such trigger (`trigger_not_found`)."),
+            409: error_doc("The trigger is disabled or its owner lost access."),
+            413: error_doc("The body is too large (`payload_too_large`)."),
         },
         tags=TAGS,
         auth=[],
