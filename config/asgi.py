@@ -1,5 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
+HTTP requests to the stream views go to a second Django handler that gives them no thread
+of their own (apps/core/asgi.py): an open stream holds none.
+
 `application` first binds the process's run executor to the server's event loop: at
 startup when the server speaks the lifespan protocol (uvicorn), else on the first request
 (daphne), so interactive runs execute on that loop (apps/conversations/executor.py).
@@ -18,12 +21,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.conversations.executor import executor  # noqa: E402
+from apps.core.asgi import ThreadlessHandler, route_threadless  # noqa: E402
 from apps.core.websocket import OriginCheckedUnlessBearer  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": route_threadless(django_asgi_app, ThreadlessHandler()),
         "websocket": OriginCheckedUnlessBearer(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

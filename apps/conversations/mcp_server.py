@@ -3,14 +3,13 @@ responses, so any process can answer any request): every agent the credential ma
 a tool `ask_<slug>` taking a question (and optionally the conversation to continue).
 
 `McpView` (api/mcp.py) authenticates the request with the API's credentials (API key,
-OAuth token, session), then hands it to the SDK's session manager through
-`handle_http`, which runs it on the server's event loop and returns the whole response.
+OAuth token, session), then hands the connection to the SDK's own ASGI application
+(`asgi_app`, its session manager's `handle_request`), which answers on the event loop.
 A tool call starts a run through the run service (`message_send`) and awaits its end on
 the event loop by reading the run's events, like any stream.
 """
 
 import asyncio
-import contextlib
 import re
 from collections.abc import MutableMapping
 from typing import Any
@@ -160,45 +159,8 @@ async def _ensure_manager() -> StreamableHTTPSessionManager:
     return _manager
 
 
-async def handle_http(
-    *, scope: dict[str, Any], body: bytes, actor: Actor
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Run one MCP HTTP request through the SDK; returns (status, headers, body)."""
+async def asgi_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    """The official SDK's streamable-HTTP ASGI application; `McpView` hands it the
+    authenticated request (the actor in the scope under `ACTOR_SCOPE_KEY`)."""
     manager = await _ensure_manager()
-    scope = {**scope, ACTOR_SCOPE_KEY: actor}
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # never disconnects on its own
-        return {"type": "http.disconnect"}
-
-    status = 500
-    headers: list[tuple[bytes, bytes]] = []
-    chunks: list[bytes] = []
-    done = asyncio.Event()
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        nonlocal status, headers
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            headers = list(message.get("headers", []))
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    task = asyncio.get_running_loop().create_task(manager.handle_request(scope, receive, send))
-    finished, _ = await asyncio.wait(
-        {task, asyncio.ensure_future(done.wait())}, return_when=asyncio.FIRST_COMPLETED
-    )
-    if task not in finished:
-        with contextlib.suppress(asyncio.CancelledError):
-            task.cancel()
-            await task
-    elif task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
-    return status, headers, b"".join(chunks)
+    await manager.handle_request(scope, receive, send)

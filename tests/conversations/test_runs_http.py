@@ -1,6 +1,9 @@
 """Runs and streams over real HTTP: the platform served by uvicorn, the model by the
 scripted server."""
 
+import contextlib
+import threading
+
 import httpx
 import pytest
 
@@ -158,3 +161,34 @@ def test_tools_several_and_a_tool_error_then_answer(http, chat_agent, scripted_l
     # The second model call saw the three results.
     second = scripted_llm.requests[1]["messages"]
     assert [m["role"] for m in second][-4:] == ["assistant", "tool", "tool", "tool"]
+
+
+def test_open_streams_hold_no_thread(http, live, chat_agent, scripted_llm):
+    """An open SSE stream holds no OS thread of the server (apps/core/asgi.py): 30 idle
+    streams open at once add no thread per stream, and each still answers live."""
+    conv_id = _conversation(http, chat_agent)
+    before = threading.active_count()
+    with contextlib.ExitStack() as stack:
+        responses = []
+        for _ in range(30):
+            client = stack.enter_context(
+                httpx.Client(base_url=live.url, cookies=http.cookies, timeout=30)
+            )
+            response = stack.enter_context(
+                client.stream("GET", f"/api/v1/conversations/{conv_id}/stream")
+            )
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            responses.append(response)
+        during = threading.active_count()
+        # The event loop's shared pool may start a few threads; one per stream would be 30.
+        assert during - before < 10, (before, during)
+
+        scripted_llm.push("Everyone hears this.", "Shared")
+        r = http.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": "Hi"})
+        assert r.status_code == 202, r.text
+        for response in (responses[0], responses[-1]):
+            events = read_sse(response, stop_type="done")
+            assert "".join(e["data"]["delta"] for e in events if e["type"] == "answer.delta") == (
+                "Everyone hears this."
+            )

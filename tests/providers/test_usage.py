@@ -160,3 +160,28 @@ def test_usage_groups_are_labelled_with_agent_and_model_names(api, workspace, us
         (str(big.id), "acme/big"),
         (None, "acme/retired (deleted)"),
     ]
+
+
+def test_usage_csv_export_under_asgi_streams_rows_in_batches(user, usage_data, monkeypatch):
+    """Under ASGI the export is an async iterator reading batches of rows (a synchronous
+    iterator would make Django warn and read every row into memory first)."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    from apps.core.api import downloads
+
+    monkeypatch.setattr(downloads, "ROWS_PER_CHUNK", 2)
+
+    async def export() -> list[bytes]:
+        client = AsyncClient()
+        await client.aforce_login(user)
+        response = await client.get("/api/v1/usage/export?start=2026-11-01")
+        assert response.status_code == 200
+        assert response.is_async
+        return [part async for part in response]
+
+    parts = async_to_sync(export)()
+    assert len(parts) == 2  # header + 3 rows, 2 rows per batch
+    rows = list(csv.reader(io.StringIO(b"".join(parts).decode())))
+    assert rows[0][:3] == ["created_at", "model", "provider"]
+    assert len(rows) == 4

@@ -1,10 +1,8 @@
 """Settings pages: API keys (shown once, revoke), providers (add, verify), members and
 roles, usage (by day, agent and model, with names; CSV)."""
 
-import csv
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.agents.selectors import agent_list
 from apps.console.access import console_view, error_message
 from apps.console.forms import ApiKeyForm, MemberForm, ProviderForm
+from apps.core.api.downloads import csv_download
 from apps.core.exceptions import ApplicationError
 from apps.providers.choices import Capability, ModelKind
 from apps.providers.selectors import (
@@ -234,23 +233,10 @@ def usage(request: HttpRequest) -> HttpResponse:
     return render(request, "console/settings/usage.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @console_view
 @require_GET
 def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
     start, end = _usage_window()
     records = usage_records(actor=actor, start=start, end=end)
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        for row in usage_csv_rows(records=records):
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="usage.csv"'
-    return response
+    return csv_download(request, usage_csv_rows(records=records), filename="usage.csv")

@@ -2,28 +2,18 @@
 
 Authenticated like the API (API key, OAuth token, session) by DRF's own code; a read
 scope on conversations is enough to `initialize` and list the tools, calling a tool (which
-starts a run) needs the write scope (checked in mcp_server). The request is then handed to
-the official SDK's session manager on the event loop (a `DeferredResponse`: no thread is
+starts a run) needs the write scope (checked in mcp_server). The connection is then handed
+to the official SDK's ASGI application on the event loop (an `AsgiHandoff`: no thread is
 held while an agent answers).
 """
 
-from typing import Any
-
-from django.http import HttpResponse, HttpResponseBase
+from django.http import HttpResponseBase
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
-from apps.conversations.mcp_server import handle_http
-from apps.core.api.asyncview import AsyncApiView, DeferredResponse
+from apps.conversations.mcp_server import ACTOR_SCOPE_KEY, asgi_app
+from apps.core.api.asyncview import AsgiHandoff, AsyncApiView
 from apps.users.actors import get_actor
-
-
-def _scope(request: Request) -> dict[str, Any]:
-    django_request = request._request
-    scope = getattr(django_request, "scope", None)
-    if scope is None:  # not served by an ASGI server (Django's test client)
-        raise RuntimeError("/mcp is served over ASGI only")
-    return dict(scope)
 
 
 class McpView(AsyncApiView):
@@ -34,19 +24,13 @@ class McpView(AsyncApiView):
     # the write scope itself (mcp_server._call_tool).
     scope_read_methods = ("GET", "HEAD", "OPTIONS", "POST", "DELETE")
 
-    def _handle(self, request: Request) -> DeferredResponse:
-        actor = get_actor(request)
-        scope, body = _scope(request), request._request.body
-
-        async def complete() -> HttpResponseBase:
-            status, headers, content = await handle_http(scope=scope, body=body, actor=actor)
-            response = HttpResponse(content, status=status)
-            for name, value in headers:
-                if name.lower() not in (b"content-length",):
-                    response[name.decode()] = value.decode()
-            return response
-
-        return DeferredResponse(complete)
+    def _handle(self, request: Request) -> AsgiHandoff:
+        django_request = request._request
+        if not getattr(django_request, "threadless", False):
+            # Django's test client or WSGI: there is no connection to hand over.
+            raise RuntimeError("/mcp is served over ASGI only")
+        scope = {**django_request.scope, ACTOR_SCOPE_KEY: get_actor(request)}  # type: ignore[attr-defined]
+        return AsgiHandoff(asgi_app, scope=scope, body=django_request.body)
 
     @extend_schema(exclude=True)
     def post(self, request: Request) -> HttpResponseBase:

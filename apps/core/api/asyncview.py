@@ -1,29 +1,40 @@
 """API views that Django serves as async views (the stream endpoints).
 
-`AsyncApiView.as_view()` is a coroutine function: Django's ASGI handler awaits it on the
-event loop. DRF's whole handling of the request (authentication, the actor, scopes, rate
-limits, idempotency, the handler, errors) is the same code as for every other view, run
-on the request's thread (Django's per-request thread, whose database connection Django
-closes at the end of the request) and returned from as soon as the handler returns. A
-streaming response's body (an async iterator) and a `DeferredResponse` are then consumed
-on the event loop: no code of the platform runs on a thread while a stream is open.
+`AsyncApiView.as_view()` is a coroutine function marked `threadless`: the ASGI
+application serves it with `core.asgi.ThreadlessHandler`, which gives the request no
+thread of its own. DRF's whole handling of the request (authentication, the actor, scopes,
+rate limits, idempotency, the handler, errors) is the same code as for every other view,
+run on the event loop's shared thread pool (with Django's per-request connection
+housekeeping around it) and returned from as soon as the handler returns. A streaming
+response's body (an async iterator), a `DeferredResponse` and an `AsgiHandoff` are then
+consumed on the event loop: nothing holds a thread while a stream is open.
 
-What remains (Django's, recorded in docs/performance.md): Django's ASGI handler keeps the
-request's thread-sensitive executor until the response ends (it sends `request_started`
-to sync receivers through it), so an open stream keeps one idle thread parked.
+Served by Django's ordinary handlers instead (Django's test client, WSGI), the view runs
+on the request's own thread as any view does.
 """
 
+import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from apps.core.api.base import ApiView
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Headers of a handoff's placeholder response that the application's own response keeps
+# (the request id, rate limits, Vary): everything but what describes the body.
+_BODY_HEADERS = frozenset({b"content-type", b"content-length", b"transfer-encoding"})
 
 
 class DeferredResponse(HttpResponse):
@@ -35,6 +46,44 @@ class DeferredResponse(HttpResponse):
     def __init__(self, complete: Callable[[], Awaitable[HttpResponseBase]]) -> None:
         super().__init__(status=200)
         self.complete = complete
+
+
+class AsgiHandoff(HttpResponse):
+    """What a threadless view returns to let an ASGI application answer the request on its
+    connection (with the request's scope and the body Django has already read). Headers
+    set on this placeholder (request id, rate limits) are added to that answer."""
+
+    def __init__(self, app: AsgiApp, *, scope: Scope, body: bytes) -> None:
+        super().__init__(status=200)
+        self.app, self.scope, self.body = app, scope, body
+
+    async def serve(self, send: Send) -> None:
+        delivered = False
+
+        async def receive() -> Mapping[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": self.body, "more_body": False}
+            # Django's handler listens for the client's disconnect and cancels this
+            # application when it comes; until then there is nothing more to read.
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        extra = [
+            (name.encode("latin1"), value.encode("latin1"))
+            for name, value in self.items()
+            if name.lower().encode("latin1") not in _BODY_HEADERS
+        ]
+
+        async def send_with_headers(message: Mapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                present = {bytes(n).lower() for n, _ in message.get("headers", [])}
+                added = [(n, v) for n, v in extra if n.lower() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        await self.app(self.scope, receive, send_with_headers)
 
 
 class StreamContentNegotiation(DefaultContentNegotiation):
@@ -57,9 +106,11 @@ class AsyncApiView(ApiView):
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
         view = super().as_view(**initkwargs)
-        handle = sync_to_async(view)  # the request's thread (and its database connection)
+        on_request_thread = sync_to_async(view)
+        on_pool = sync_to_async(_with_connection_housekeeping(view), thread_sensitive=False)
 
         async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            handle = on_pool if getattr(request, "threadless", False) else on_request_thread
             response: HttpResponseBase = await handle(request, *args, **kwargs)
             if isinstance(response, DeferredResponse):
                 final = await response.complete()
@@ -74,4 +125,20 @@ class AsyncApiView(ApiView):
         async_view.initkwargs = view.initkwargs  # type: ignore[attr-defined]
         # DRF checks CSRF itself (SessionAuthentication), as for its own views.
         async_view.csrf_exempt = True  # type: ignore[attr-defined]
+        async_view.threadless = True  # type: ignore[attr-defined]
         return async_view
+
+
+def _with_connection_housekeeping(view: Callable[..., Any]) -> Callable[..., Any]:
+    """What Django does around a request for its thread's database connections
+    (`request_started` / `request_finished`), done on the pool thread the view runs on:
+    a connection past its age or broken is closed, a healthy one kept for the next."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return view(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return run

@@ -1,9 +1,7 @@
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -14,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
+from apps.core.api.downloads import streaming_body
 from apps.core.api.schema import error_doc
 from apps.files import selectors, services
 from apps.files.api.serializers import (
@@ -37,23 +36,13 @@ def _chunks(handle: Any) -> Iterator[bytes]:
             yield chunk
 
 
-async def _achunks(handle: Any) -> AsyncIterator[bytes]:
-    # Under ASGI a sync iterator would be read whole into memory first: read in a thread.
-    try:
-        while chunk := await sync_to_async(handle.read)(STREAM_CHUNK_BYTES):
-            yield chunk
-    finally:
-        await sync_to_async(handle.close)()
-
-
 def _stream(request: Request, file: File) -> StreamingHttpResponse:
     """The file's bytes from the storage, streamed in chunks, as an attachment (never
     rendered inline by the browser: an uploaded HTML or SVG file cannot run in the
     platform's origin)."""
     handle = services.files_storage().open(file.storage_key, "rb")
-    is_asgi = isinstance(request._request, ASGIRequest)
     response = StreamingHttpResponse(
-        _achunks(handle) if is_asgi else _chunks(handle), content_type=file.content_type
+        streaming_body(request._request, _chunks(handle)), content_type=file.content_type
     )
     response["Content-Length"] = str(file.size)
     response["Content-Disposition"] = content_disposition_header(True, file.name) or "attachment"

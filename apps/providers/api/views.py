@@ -1,6 +1,4 @@
-import csv
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -10,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
+from apps.core.api.downloads import csv_download
 from apps.providers.api.serializers import (
     CapabilitiesSerializer,
     DefaultModelSerializer,
@@ -396,11 +395,6 @@ class UsageView(ApiView):
         )
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 class UsageExportView(ApiView):
     scope_area = "usage"
 
@@ -417,12 +411,5 @@ class UsageExportView(ApiView):
         params = dict(query.validated_data)
         params.pop("group_by", None)
         records = usage_records(actor=get_actor(request), **params)
-        writer = csv.writer(_Echo())
-
-        def lines() -> Iterator[str]:
-            for row in usage_csv_rows(records=records):
-                yield writer.writerow(row)
-
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="usage.csv"'
-        return response
+        rows = usage_csv_rows(records=records)
+        return csv_download(request._request, rows, filename="usage.csv")
