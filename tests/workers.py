@@ -26,10 +26,7 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # type: ignore[attr-defined]  # not a test
 
 
-def kill_worker_when(script: str, args: list[str], ready: Callable[[], bool]) -> None:
-    """Run `script` (Python, after `django.setup()`, with `args` in sys.argv[1:]) in a
-    new process on the test database; SIGKILL it as soon as `ready()` is true (polled
-    every 50 ms, 60 s at most). Raises AssertionError if the worker exits first."""
+def _start_worker(script: str, args: list[str], *, stdout: int | None) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -37,13 +34,30 @@ def kill_worker_when(script: str, args: list[str], ready: Callable[[], bool]) ->
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", "import django\ndjango.setup()\n" + script, *args],
         env=env,
         cwd=str(Path(settings.BASE_DIR)),
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
     )
+
+
+def run_worker(script: str, args: list[str], *, timeout: float = 60) -> str:
+    """Run `script` (Python, after `django.setup()`, with `args` in sys.argv[1:]) in a
+    new process on the test database to its end; returns what it printed. Raises
+    AssertionError if it fails."""
+    worker = _start_worker(script, args, stdout=subprocess.PIPE)
+    out, err = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, err.decode()[-2000:]
+    return out.decode()
+
+
+def kill_worker_when(script: str, args: list[str], ready: Callable[[], bool]) -> None:
+    """Run `script` (Python, after `django.setup()`, with `args` in sys.argv[1:]) in a
+    new process on the test database; SIGKILL it as soon as `ready()` is true (polled
+    every 50 ms, 60 s at most). Raises AssertionError if the worker exits first."""
+    worker = _start_worker(script, args, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "status", "owner", "heartbeat_at", "created_at"]
+    list_display = ["id", "conversation", "status", "worker_id", "heartbeat_at", "created_at"]
     list_filter = ["status"]
     raw_id_fields = [
         "conversation",

@@ -15,6 +15,7 @@ from apps.conversations.choices import (
 from apps.conversations.choices import (
     TERMINAL_STATUSES as RUN_TERMINAL_STATUSES,
 )
+from apps.core.jobs import Job
 from apps.core.models import BaseModel
 
 
@@ -46,11 +47,12 @@ class Conversation(BaseModel):
         return self.title or str(self.id)
 
 
-class Run(BaseModel):
+class Run(Job, BaseModel):
     """One execution of the agent in a conversation (one turn, many model/tool calls).
 
-    A job of `apps.core.jobs` for its stale sweep: a running run whose heartbeat stopped
-    ends `interrupted` with a reason (services.RUN_JOB_KIND)."""
+    A job of `apps.core.jobs`: claimed by the process that executes it (`worker_id`), kept
+    alive by its heartbeat, ended once with a reason; a running run whose heartbeat stopped
+    ends `interrupted` (services.RUN_JOB_KIND)."""
 
     # The statuses apps.core.jobs reads (held by a process / final).
     RUNNING_STATUSES: ClassVar[frozenset[str]] = frozenset({RunStatus.RUNNING})
@@ -78,15 +80,8 @@ class Run(BaseModel):
     pending_approvals = models.JSONField(default=list, blank=True)
     decisions = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Which process executes the run, and when it last said it was alive.
-    owner = models.CharField(max_length=128, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    error_code = models.CharField(max_length=64, blank=True)
-    error_message = models.TextField(blank=True)
     answer_message = models.ForeignKey(
         "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

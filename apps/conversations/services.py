@@ -48,7 +48,14 @@ from apps.conversations.models import (
 )
 from apps.core.events import Done, End, RunCancelled, RunInterrupted, Usage
 from apps.core.exceptions import ValidationFailed
-from apps.core.jobs import JobKind, job_kind_sweep
+from apps.core.jobs import (
+    JobKind,
+    job_claim,
+    job_finish,
+    job_heartbeat,
+    job_kind_sweep,
+    job_release,
+)
 from apps.core.outbox import OutboundEvent, outbox_emit
 from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
@@ -140,14 +147,11 @@ def _publish_interrupted(run: Run) -> None:
     )
 
 
-# Runs are jobs of apps.core.jobs: its one beat sweep (core.sweep_stale_jobs) ends a
-# running run without a heartbeat for STALE_AFTER `interrupted` with a reason and
-# publishes its closing events (registered in ConversationsConfig.ready).
-# Run has the lifecycle fields the sweep reads (status, heartbeat_at, error_code,
-# error_message, finished_at, updated_at) without `core.jobs.Job` as its base (that would
-# rename `owner` and add `attempts`: a migration of a hot table, left for later), hence
-# the ignores.
-RUN_JOB_KIND: JobKind[Any] = JobKind(  # type: ignore[type-var]
+# Runs are jobs of apps.core.jobs: claimed, kept alive and ended by its functions; its one
+# beat sweep (core.sweep_stale_jobs) ends a running run without a heartbeat for
+# STALE_AFTER `interrupted` with a reason and publishes its closing events (registered in
+# ConversationsConfig.ready).
+RUN_JOB_KIND: JobKind[Run] = JobKind(
     name="conversations.run",
     model=Run,
     stale_after=STALE_AFTER,
@@ -166,8 +170,8 @@ def runs_interrupt_stale(*, conversation_id: uuid.UUID | None = None) -> int:
     how many it marked."""
     where = None
     if conversation_id is not None:
-        where = Q(conversation_id=conversation_id) & ~Q(owner=PROCESS_ID)
-    return job_kind_sweep(RUN_JOB_KIND, where=where)  # type: ignore[type-var]
+        where = Q(conversation_id=conversation_id) & ~Q(worker_id=PROCESS_ID)
+    return job_kind_sweep(RUN_JOB_KIND, where=where)
 
 
 def _done(status: str, run: Run) -> Done:
@@ -281,6 +285,17 @@ def message_send(
     return run
 
 
+def _started_here_fields(now: Any) -> dict[str, Any]:
+    """A run inserted already claimed by this process (what `job_claim` would write)."""
+    return {
+        "status": RunStatus.RUNNING,
+        "worker_id": PROCESS_ID,
+        "attempts": 1,
+        "heartbeat_at": now,
+        "started_at": now,
+    }
+
+
 def _run_now(
     *,
     actor: Actor,
@@ -330,9 +345,13 @@ def _cancel_active(run: Run) -> None:
 
 
 def _cancel_paused(run: Run) -> bool:
-    updated = Run.objects.filter(id=run.id, status=RunStatus.REQUIRES_ACTION).update(
+    updated = job_finish(
+        Run,
+        run.id,
         status=RunStatus.CANCELLED,
-        finished_at=timezone.now(),
+        code="cancelled",
+        reason="Cancelled while it waited for approval.",
+        from_statuses=[RunStatus.REQUIRES_ACTION],
         cancel_requested=True,
         pending_approvals=[],
     )
@@ -354,10 +373,7 @@ def run_cancel(*, actor: Actor, run: Run) -> Run:
     told to stop (it ends `cancelled` at its next step). Raises RunNotCancellable."""
     actor.require_role(MemberRole.VIEWER)
     if run.status == RunStatus.QUEUED:
-        updated = Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
-            status=RunStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
-        )
-        if not updated:
+        if not _cancel_queued(run, reason="Cancelled before it started."):
             run.refresh_from_db()
             return run_cancel(actor=actor, run=run)
     elif run.status == RunStatus.REQUIRES_ACTION:
@@ -413,11 +429,20 @@ def queue_promote(*, run: Run) -> Run:
 
 def queue_delete(*, run: Run) -> None:
     """Remove a queued message (its run becomes `cancelled`, never started)."""
-    updated = Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
-        status=RunStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
-    )
-    if not updated:
+    if not _cancel_queued(run, reason="The queued message was deleted."):
         raise RunNotQueued()
+
+
+def _cancel_queued(run: Run, *, reason: str) -> bool:
+    return job_finish(
+        Run,
+        run.id,
+        status=RunStatus.CANCELLED,
+        code="cancelled",
+        reason=reason,
+        from_statuses=[RunStatus.QUEUED],
+        cancel_requested=True,
+    )
 
 
 def _rerun(
@@ -628,15 +653,6 @@ def conversation_history_import(
         message_create(conversation_id=conversation.id, run_id=None, message=dict(message))
 
 
-def _started_here_fields(now: Any) -> dict[str, Any]:
-    return {
-        "status": RunStatus.RUNNING,
-        "owner": PROCESS_ID,
-        "heartbeat_at": now,
-        "started_at": now,
-    }
-
-
 def run_claim_next(*, conversation_id: uuid.UUID) -> Run | None:
     """Start the next queued run of the conversation in this process, if none is active.
     Materializes a queued message as a user Message. Returns None when there is nothing
@@ -654,10 +670,13 @@ def run_claim_next(*, conversation_id: uuid.UUID) -> Run | None:
             )
             if run is None:
                 return None
-            updated = Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
-                **_started_here_fields(timezone.now())
-            )
-            if not updated:
+            if not job_claim(
+                Run,
+                run.id,
+                from_statuses=[RunStatus.QUEUED],
+                status=RunStatus.RUNNING,
+                worker_id=PROCESS_ID,
+            ):
                 return None
             if run.pending_input and run.message_id is None:
                 msg = message_create(
@@ -673,10 +692,13 @@ def run_claim_next(*, conversation_id: uuid.UUID) -> Run | None:
 
 def run_claim_paused(*, run_id: uuid.UUID) -> Run | None:
     """requires_action -> running for the approval decisions already stored on the run."""
-    updated = Run.objects.filter(id=run_id, status=RunStatus.REQUIRES_ACTION).update(
-        status=RunStatus.RUNNING, owner=PROCESS_ID, heartbeat_at=timezone.now()
-    )
-    if not updated:
+    if not job_claim(
+        Run,
+        run_id,
+        from_statuses=[RunStatus.REQUIRES_ACTION],
+        status=RunStatus.RUNNING,
+        worker_id=PROCESS_ID,
+    ):
         return None
     return Run.objects.select_related("agent", "conversation").get(id=run_id)
 
@@ -684,7 +706,7 @@ def run_claim_paused(*, run_id: uuid.UUID) -> Run | None:
 def run_heartbeat(*, run: Run) -> tuple[bool, list[str]]:
     """Prove this process alive for a run it executes. Returns whether a cancel was asked,
     and the ids of the runs queued behind it, next first."""
-    Run.objects.filter(id=run.id, owner=PROCESS_ID).update(heartbeat_at=timezone.now())
+    job_heartbeat(Run, run.id, worker_id=PROCESS_ID)
     cancelled = Run.objects.filter(id=run.id, cancel_requested=True).exists()
     queued = Run.objects.filter(
         conversation_id=run.conversation_id, status=RunStatus.QUEUED
@@ -695,15 +717,17 @@ def run_heartbeat(*, run: Run) -> tuple[bool, list[str]]:
 def run_pause(*, run_id: uuid.UUID, pending: list[dict[str, Any]], usage: dict[str, int]) -> None:
     """A run waits for approval decisions on `pending` tool calls."""
     with transaction.atomic():
-        Run.objects.filter(id=run_id).update(
+        paused = job_release(
+            Run,
+            run_id,
             status=RunStatus.REQUIRES_ACTION,
             pending_approvals=pending,
             decisions={},
             input_tokens=usage["input_tokens"],
             output_tokens=usage["output_tokens"],
-            owner="",
         )
-        _outbound_run_event(run_id)
+        if paused:
+            _outbound_run_event(run_id)
 
 
 def run_finish(
@@ -715,22 +739,19 @@ def run_finish(
     error_message: str = "",
     answer_message_id: uuid.UUID | None = None,
 ) -> None:
-    """Record the end of a run executed here: its terminal status, usage, error, answer."""
-    fields: dict[str, Any] = {
-        "status": status,
-        "finished_at": timezone.now(),
-        "error_code": error_code,
-        "error_message": error_message,
-        "pending_approvals": [],
-        "owner": "",
-    }
+    """Record the end of a run executed here: its terminal status, usage, error, answer.
+    The first end wins (a run the stale sweep already ended stays so; no second webhook)."""
+    fields: dict[str, Any] = {"pending_approvals": [], "worker_id": ""}
     if usage is not None:
         fields.update(input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])
     if answer_message_id is not None:
         fields["answer_message_id"] = answer_message_id
     with transaction.atomic():
-        Run.objects.filter(id=run_id).update(**fields)
-        _outbound_run_event(run_id)
+        ended = job_finish(
+            Run, run_id, status=status, code=error_code, reason=error_message, **fields
+        )
+        if ended:
+            _outbound_run_event(run_id)
 
 
 _OUTBOUND_RUN_EVENTS = {

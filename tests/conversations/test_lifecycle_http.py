@@ -212,7 +212,7 @@ def test_dead_process_run_becomes_interrupted_and_dangling_calls_are_repaired(
         agent=chat_agent,
         created_by=user,
         status="running",
-        owner="gone-host:1:dead",
+        worker_id="gone-host:1:dead",
         heartbeat_at=timezone.now() - timedelta(minutes=5),
         started_at=timezone.now() - timedelta(minutes=5),
     )

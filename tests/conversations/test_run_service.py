@@ -96,7 +96,7 @@ def test_the_job_sweep_ends_a_dead_process_run_interrupted_with_its_events(
         agent=chat_agent,
         created_by=user,
         status="running",
-        owner="gone-host:1:dead",
+        worker_id="gone-host:1:dead",
         heartbeat_at=long_ago,
         started_at=long_ago,
     )
@@ -106,7 +106,7 @@ def test_the_job_sweep_ends_a_dead_process_run_interrupted_with_its_events(
         agent=chat_agent,
         created_by=user,
         status="running",
-        owner="other-host:2:alive",
+        worker_id="other-host:2:alive",
         heartbeat_at=timezone.now(),
         started_at=long_ago,
     )
