@@ -34,11 +34,17 @@ PACE = 0.02  # 50 tokens/s upstream
 STALL = 2 * PACE
 
 
-def _prepare_environment() -> None:
+def _prepare_environment(args: argparse.Namespace) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     folder = tempfile.mkdtemp(prefix="bench-streaming-")
     os.environ["VAR_DIR"] = folder
-    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    # The production profile when given (an empty PostgreSQL database, Redis for the
+    # channel layer between processes), else the embedded one.
+    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{folder}/bench.sqlite3"
+    if args.redis_url:
+        os.environ["REDIS_URL"] = args.redis_url
+    else:
+        os.environ.pop("REDIS_URL", None)
     os.environ["OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ["RATE_LIMIT_API_KEY"] = "1000000/min"
 
@@ -49,31 +55,55 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree(pid: int) -> list[int]:
+    """The server process and its children (uvicorn's worker processes)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def _status_field(pid: int, name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(name):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return sum(_status_field(p, "VmRSS:") for p in _tree(pid)) * 1024
 
 
 def _threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
+    return sum(_status_field(p, "Threads:") for p in _tree(pid))
 
 
-def _start_server(kind: str, port: int) -> subprocess.Popen:
+def _start_server(kind: str, port: int, workers: int) -> subprocess.Popen:
     if kind == "daphne":
         cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
     else:
         cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--lifespan", "on", "--log-level", "warning", "--no-access-log"]
+        cmd += ["--workers", str(workers)]
     cmd.append("config.asgi:application")
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
@@ -148,39 +178,52 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
                 },
             )
 
-        # 1. latency, alternating direct and platform runs.
-        llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
-        await platform_once()  # warm-up
-        direct_runs, platform_runs = [], []
-        cpu_before = _cpu_seconds(args.server_pid)
-        for _ in range(args.repeats):
-            direct_runs.append(await direct_once())
-            platform_runs.append(await platform_once())
-        cpu = _cpu_seconds(args.server_pid) - cpu_before
-        tokens = sum(len(t) for t in platform_runs)
-        d_ttft = statistics.median(t[0] for t in direct_runs)
-        p_ttft = statistics.median(t[0] for t in platform_runs)
-        d_gap = statistics.median(g for t in direct_runs for g in _gaps(t))
-        p_gap = statistics.median(g for t in platform_runs for g in _gaps(t))
-        latency = {
-            "tokens_per_answer": tokens // args.repeats,
-            "direct_ttft_ms": round(d_ttft * 1000, 2),
-            "platform_ttft_ms": round(p_ttft * 1000, 2),
-            "added_ttft_ms": round((p_ttft - d_ttft) * 1000, 2),
-            "direct_gap_ms": round(d_gap * 1000, 3),
-            "platform_gap_ms": round(p_gap * 1000, 3),
-            "added_gap_ms": round((p_gap - d_gap) * 1000, 3),
-            "ttft_ratio": round(p_ttft / d_ttft, 2),
-            "server_cpu_ms_per_token": round(cpu * 1000 / tokens, 3),
-            "sdk_read_cpu_ms_per_token": round(await _sdk_read_cpu(llm) * 1000, 3),
-        }
+        # 1. latency, alternating direct and platform runs: with an instant upstream, then
+        # with one whose first token takes 300 ms (the platform's own work before the
+        # model call should overlap it).
+        async def latency_of(first_byte_delay: float, repeats: int) -> dict:
+            llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
+            llm.default_first_byte_delay = first_byte_delay
+            await platform_once()  # warm-up
+            direct_runs, platform_runs = [], []
+            cpu_before = _cpu_seconds(args.server_pid)
+            for _ in range(repeats):
+                direct_runs.append(await direct_once())
+                platform_runs.append(await platform_once())
+            cpu = _cpu_seconds(args.server_pid) - cpu_before
+            llm.default_first_byte_delay = 0.0
+            tokens = sum(len(t) for t in platform_runs)
+            d_ttft = statistics.median(t[0] for t in direct_runs)
+            p_ttft = statistics.median(t[0] for t in platform_runs)
+            d_gap = statistics.median(g for t in direct_runs for g in _gaps(t))
+            p_gap = statistics.median(g for t in platform_runs for g in _gaps(t))
+            return {
+                "upstream_first_byte_delay_ms": round(first_byte_delay * 1000),
+                "tokens_per_answer": tokens // repeats,
+                "direct_ttft_ms": round(d_ttft * 1000, 2),
+                "platform_ttft_ms": round(p_ttft * 1000, 2),
+                "added_ttft_ms": round((p_ttft - d_ttft) * 1000, 2),
+                "direct_gap_ms": round(d_gap * 1000, 3),
+                "platform_gap_ms": round(p_gap * 1000, 3),
+                "added_gap_ms": round((p_gap - d_gap) * 1000, 3),
+                "ttft_ratio": round(p_ttft / d_ttft, 2),
+                "server_cpu_ms_per_token": round(cpu * 1000 / tokens, 3),
+            }
+
+        latency: dict = {}
+        latency_slow_upstream: dict = {}
+        if "latency" not in args.skip:
+            latency = await latency_of(0.0, args.repeats)
+            latency["sdk_read_cpu_ms_per_token"] = round(await _sdk_read_cpu(llm) * 1000, 3)
+            latency_slow_upstream = await latency_of(0.3, args.repeats)
+            print(json.dumps({"latency": latency, "slow": latency_slow_upstream}), file=sys.stderr)
 
         # 2. concurrency at 50 tokens/s: for each N, N streams started evenly over a ramp
         # (a burst of N requests at once measures the burst, not what is sustained), each
         # long enough to be still streaming after the last one started; gaps are counted in
         # the steady window when all N are open. Direct first, then the platform.
         concurrency = []
-        for n in args.concurrent:
+        for n in [] if "concurrency" in args.skip else args.concurrent:
             ramp = max(2.0, n / args.start_rate)
             window = (ramp + 1.0, ramp + 1.0 + args.hold)
             llm.default_text = " ".join(f"t{i}" for i in range(int((window[1] + 2) / PACE)))
@@ -234,37 +277,50 @@ async def _measure(kind, url, key, agent_ref, llm, args) -> dict:
                 async for _ in r.aiter_lines():
                     pass
 
-        holders: list[asyncio.Task] = []
-        before: list[int] = []
-        after: list[int] = []
-        threads_before = _threads(args.server_pid)
-        for _ in range(2):
-            convs = await asyncio.to_thread(_bulk_conversations, args.idle)
-            before.append(_rss_bytes(args.server_pid))
-            wave = {"ready": 0, "opened": asyncio.Event()}
-            for i, c in enumerate(convs):
-                holders.append(asyncio.create_task(hold(c, wave)))
-                if i % 50 == 49:
-                    await asyncio.sleep(0.05)  # a steady trickle, not one burst
-            await asyncio.wait_for(wave["opened"].wait(), timeout=900)
-            await asyncio.sleep(3)
-            after.append(_rss_bytes(args.server_pid))
-        failed = sum(1 for h in holders if h.done() and h.exception() is not None)
-        idle = {
-            "idle_streams": 2 * args.idle,
-            "open_at_end": sum(1 for h in holders if not h.done()),
-            "failed": failed,
-            "server_threads_before": threads_before,
-            "server_threads_while_idle": _threads(args.server_pid),
-            "server_rss_mb_while_idle": round(_rss_bytes(args.server_pid) / 2**20, 1),
-            "first_wave_rss_growth_mb": round((after[0] - before[0]) / 2**20, 1),
-            "kb_per_idle_stream_first_wave": round((after[0] - before[0]) / args.idle / 1024, 1),
-            "kb_per_idle_stream_second_wave": round((after[1] - before[1]) / args.idle / 1024, 1),
-        }
-        for h in holders:
-            h.cancel()
-        await asyncio.gather(*holders, return_exceptions=True)
-    return {"server": kind, "latency": latency, "concurrency": concurrency, "idle": idle}
+        idle: dict = {}
+        if "idle" not in args.skip:
+            idle = await _idle_streams(hold, args)
+    return {
+        "server": kind,
+        "latency": latency,
+        "latency_slow_upstream": latency_slow_upstream,
+        "concurrency": concurrency,
+        "idle": idle,
+    }
+
+
+async def _idle_streams(hold, args) -> dict:
+    holders: list[asyncio.Task] = []
+    before: list[int] = []
+    after: list[int] = []
+    threads_before = _threads(args.server_pid)
+    for _ in range(2):
+        convs = await asyncio.to_thread(_bulk_conversations, args.idle)
+        before.append(_rss_bytes(args.server_pid))
+        wave = {"ready": 0, "opened": asyncio.Event()}
+        for i, c in enumerate(convs):
+            holders.append(asyncio.create_task(hold(c, wave)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # a steady trickle, not one burst
+        await asyncio.wait_for(wave["opened"].wait(), timeout=900)
+        await asyncio.sleep(3)
+        after.append(_rss_bytes(args.server_pid))
+    failed = sum(1 for h in holders if h.done() and h.exception() is not None)
+    idle = {
+        "idle_streams": 2 * args.idle,
+        "open_at_end": sum(1 for h in holders if not h.done()),
+        "failed": failed,
+        "server_threads_before": threads_before,
+        "server_threads_while_idle": _threads(args.server_pid),
+        "server_rss_mb_while_idle": round(_rss_bytes(args.server_pid) / 2**20, 1),
+        "first_wave_rss_growth_mb": round((after[0] - before[0]) / 2**20, 1),
+        "kb_per_idle_stream_first_wave": round((after[0] - before[0]) / args.idle / 1024, 1),
+        "kb_per_idle_stream_second_wave": round((after[1] - before[1]) / args.idle / 1024, 1),
+    }
+    for h in holders:
+        h.cancel()
+    await asyncio.gather(*holders, return_exceptions=True)
+    return idle
 
 
 async def _sdk_read_cpu(llm) -> float:
@@ -349,8 +405,14 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=2500, help="streams per wave (two waves)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200, 800])
     parser.add_argument("--servers", nargs="+", default=["daphne", "uvicorn"])
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (production)")
+    parser.add_argument("--redis-url", help="Redis for the channel layer (production)")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["latency", "concurrency", "idle", "writes"]
+    )
     args = parser.parse_args()
-    _prepare_environment()
+    _prepare_environment(args)
 
     import django
 
@@ -384,10 +446,10 @@ def main() -> None:
             workspace=workspace, created_by=user, name="Bench", slug="bench", model=model
         )
         _, key = make_api_key(user=user, workspace=workspace)
-        results = []
+        results, writes = [], []
         for kind in args.servers:
             port = _free_port()
-            proc = _start_server(kind, port)
+            proc = _start_server(kind, port, args.workers)
             url = f"http://127.0.0.1:{port}"
             try:
                 import httpx
@@ -401,7 +463,7 @@ def main() -> None:
                 args.server_pid = proc.pid
                 llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
                 results.append(asyncio.run(_measure(kind, url, key, "bench", llm, args)))
-                if kind == args.servers[0]:
+                if kind == args.servers[0] and "writes" not in args.skip:
                     writes = _writes(args, llm, "bench", key, url)
             finally:
                 proc.terminate()

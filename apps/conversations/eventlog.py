@@ -22,7 +22,7 @@ import os
 import socket
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -392,6 +392,10 @@ class RunPublisher:
         self._write_lock = asyncio.Lock()
         self.writes = 0  # database writes of the log (for the benchmark)
         self._local = False
+        # Deliveries to this process's streams held until a stream subscribed (see
+        # `hold_local_until`); None once delivered directly.
+        self._held: list[dict[str, Any]] | None = None
+        self._release: asyncio.Task[None] | None = None
 
     async def start(self, reservation: tuple[int, int, int] | None = None) -> None:
         """Reserve cursors, unless given a `reserve_cursors_sync` result made earlier (in
@@ -403,6 +407,26 @@ class RunPublisher:
         self._last_flush = asyncio.get_running_loop().time()
         hub.local_runs[self._key] = hub.local_runs.get(self._key, 0) + 1  # (the tail skips it)
         self._local = True
+
+    def hold_local_until(self, gate: Awaitable[None]) -> None:
+        """Hold the deliveries to this process's streams until `gate` completes (the stream
+        of the request that started the run subscribed), then deliver them in order: the
+        run goes on meanwhile (its model call overlaps the response being sent) and the
+        stream misses nothing. The durable log and other processes are not held."""
+        self._held = []
+
+        async def release() -> None:
+            try:
+                await gate
+            finally:
+                self._deliver_held()
+
+        self._release = asyncio.get_running_loop().create_task(release())
+
+    def _deliver_held(self) -> None:
+        held, self._held = self._held, None
+        for item in held or ():
+            hub.deliver(self._key, item)
 
     @property
     def last_cursor(self) -> int:
@@ -421,7 +445,11 @@ class RunPublisher:
         event_cursor = envelope.cursor
         self._next += 1
         prev, self._prev = self._prev, event_cursor
-        hub.deliver(self._key, {"event": envelope, "prev": prev})  # in-process: the object
+        item = {"event": envelope, "prev": prev}
+        if self._held is not None:
+            self._held.append(item)
+        else:
+            hub.deliver(self._key, item)  # in-process: the object
         self._buffer.append(envelope)
         if _channel_layer_is_shared():
             self._pending_remote.append({"event": envelope.to_dict(), "prev": prev})
@@ -473,6 +501,11 @@ class RunPublisher:
 
     async def close(self) -> None:
         try:
+            if self._release is not None:
+                if not self._release.done():
+                    self._release.cancel()  # the run ended before its stream came
+                    await asyncio.gather(self._release, return_exceptions=True)
+                self._deliver_held()
             if self._flush_task is not None:
                 self._flush_task.cancel()
                 self._flush_task = None

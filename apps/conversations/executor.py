@@ -4,7 +4,7 @@ It holds the event loop runs execute on (bound explicitly by the ASGI applicatio
 startup or on its first request, see config/asgi.py; a Celery worker runs each task's runs
 in the task's own loop), the tasks of the runs executing here, their cancel signals, the
 conversations being driven, and the gates of runs started in a request that wait for their
-stream to subscribe. Nothing else in the process keeps run state.
+for their stream to subscribe. Nothing else in the process keeps run state.
 
 Callers never use it directly: the run service (`services.run_start`, `run_resume`,
 `run_cancel`, `message_send`) does. What executing means (claim a queued run, drive the
@@ -170,8 +170,9 @@ class RunExecutor:
 
     def prestart(self, run: Any) -> None:
         """Execute `run`, started (status running) in the service's transaction; call after
-        commit. It waits for its stream to subscribe (`stream_subscribed`), at most
-        STREAM_GATE_SECONDS, then runs; then whatever was queued behind it."""
+        commit. It runs at once; its events reach this process's streams once its stream
+        subscribed (`stream_subscribed`, at most STREAM_GATE_SECONDS); then whatever was
+        queued behind it."""
         reservation = self._reservations.pop(run.id)
 
         def create() -> None:

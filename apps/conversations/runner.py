@@ -138,14 +138,16 @@ async def execute_run(
     run: Run,
     *,
     reservation: tuple[int, int, int] | None = None,
-    reads: tuple[asyncio.Task[Any], asyncio.Task[Any]] | None = None,
+    stream_gate: Awaitable[None] | None = None,
 ) -> str:
     """Execute a claimed run to a stopping point; returns its new status. `reservation`
-    and `reads` come from `execute_started` when the run started in the request."""
+    and `stream_gate` come from `execute_started` when the run started in the request."""
     publisher = RunPublisher(conversation_id=run.conversation_id, run_id=run.id)
-    snapshot_read, history_read = reads or _begin_reads(run)
+    snapshot_read, history_read = _begin_reads(run)
     try:
         await publisher.start(reservation)
+        if stream_gate is not None:
+            publisher.hold_local_until(stream_gate)
     except BaseException:
         for task in (snapshot_read, history_read):
             task.cancel()
@@ -342,8 +344,7 @@ async def resume(run_id: uuid.UUID) -> str | None:
 
 
 async def execute_started(run: Run, reservation: Reservation, gate: Awaitable[None]) -> None:
-    """Execute a run started in the send's transaction: its first reads begin at once,
-    the run itself once `gate` opens (its stream subscribed)."""
-    reads = _begin_reads(run)
-    await gate
-    await execute_run(run, reservation=reservation, reads=reads)
+    """Execute a run started in the send's transaction at once: its first reads and its
+    model call overlap the response being sent; its events reach this process's streams,
+    in order, once `gate` opens (the request's stream subscribed)."""
+    await execute_run(run, reservation=reservation, stream_gate=gate)

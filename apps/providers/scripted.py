@@ -140,6 +140,8 @@ class ScriptedLLM:
         self.default_text = DEFAULT_TEXT
         self.embedding_dimensions = DEFAULT_DIMENSIONS
         self.token_delay = 0.0
+        # Seconds before an unscripted chat answer starts (a slow upstream's first token).
+        self.default_first_byte_delay = 0.0
         self.models: list[str] = list(DEFAULT_MODELS)
         self._lock = threading.Lock()
         self._chat: deque[Reply] = deque()
@@ -413,7 +415,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_for(self, queue: deque[Reply]) -> Reply:
         reply = self.llm._next(queue)
-        return reply if reply is not None else Reply(text=self.llm.default_text)
+        if reply is not None:
+            return reply
+        return Reply(text=self.llm.default_text, first_byte_delay=self.llm.default_first_byte_delay)
 
     def _openai_chat(self, body: dict[str, Any]) -> None:
         reply = self._reply_for(self.llm._chat)
