@@ -3,7 +3,7 @@
 It holds the event loop runs execute on (bound explicitly by the ASGI application at
 startup or on its first request, see config/asgi.py; a Celery worker runs each task's runs
 in the task's own loop), the tasks of the runs executing here, their cancel signals, the
-conversations being driven, and the gates of runs started in a request that wait for their
+conversations being driven, and the gates of runs started in a request whose events wait
 for their stream to subscribe. Nothing else in the process keeps run state.
 
 Callers never use it directly: the run service (`services.run_start`, `run_resume`,
