@@ -637,7 +637,9 @@ def dynamic_client_register(
     if response_types != ["code"]:
         raise _dcr_invalid("response_types", 'only "code" is supported.')
 
-    auth_method = metadata.get("token_endpoint_auth_method", "none")
+    # Omitted (or null) means "none" here: RFC 7591's default, client_secret_basic, is
+    # not offered to anonymous registrants.
+    auth_method = metadata.get("token_endpoint_auth_method") or "none"
     if auth_method != "none":
         raise _dcr_invalid(
             "token_endpoint_auth_method",

@@ -8,7 +8,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -195,9 +194,8 @@ class DiscoveryView(ConnectDiscoveryInfoView):
         data["id_token_signing_alg_values_supported"] = ["RS256"]
         if oauth2_settings.DCR_ENABLED:
             # The same endpoint the RFC 8414 document names (OIDC Discovery §3).
-            data["registration_endpoint"] = request.build_absolute_uri(
-                reverse("oauth2_provider:dcr-register")
-            )
+            # Built like the other endpoints (on OIDC_ISSUER's host when it is set).
+            data["registration_endpoint"] = self._get_endpoint_url(request, "dcr-register")
         out = JsonResponse(data)
         out["Access-Control-Allow-Origin"] = "*"
         return out

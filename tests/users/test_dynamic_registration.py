@@ -446,3 +446,14 @@ def test_a_token_for_mcp_is_refused_by_the_rest_api(client, browser, workspace):
     refused = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {access}")
     assert refused.status_code == 401
     assert "another resource" in refused.json()["error"]["message"]
+
+
+def test_both_documents_name_the_registration_endpoint_on_the_public_issuer(client, settings):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "OIDC_ISS_ENDPOINT": "https://agents.example.com",
+    }
+    discovery = client.get("/.well-known/openid-configuration").json()
+    metadata = client.get("/.well-known/oauth-authorization-server").json()
+    expected = "https://agents.example.com/oauth/register/"
+    assert discovery["registration_endpoint"] == metadata["registration_endpoint"] == expected
