@@ -4,6 +4,7 @@ protected resource metadata, then to the authorization server metadata; it regis
 itself (RFC 7591), sends the user's browser (here an httpx client carrying a signed-in
 session) to the consent page, exchanges the code with PKCE, and calls an agent."""
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -21,7 +22,7 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
     OAuthToken,
 )
-from oauth2_provider.models import AccessToken, Application
+from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from apps.conversations.models import Conversation
 from apps.users.models import AuditEvent, DynamicClientRegistration
@@ -166,3 +167,22 @@ def test_the_mcp_sdk_oauth_client_registers_itself_and_calls_an_agent(
         f"{live.url}/api/v1/me", headers={"Authorization": f"Bearer {storage.tokens.access_token}"}
     )
     assert api.status_code == 401
+
+    # Expired: the SDK refreshes (with `resource` again) without asking the user; the
+    # refresh token rotates and the new token keeps the workspace and the audience.
+    first = storage.tokens
+    provider.context.token_expiry_time = time.time() - 1
+
+    async def list_again():
+        http = httpx2.AsyncClient(auth=provider, timeout=30)
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+            return await client.list_tools()
+
+    assert [t.name for t in anyio.run(list_again).tools] == ["ask_helper"]
+    assert len(browser.pages) == 1
+    assert storage.tokens.access_token != first.access_token
+    assert storage.tokens.refresh_token != first.refresh_token
+    assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
+    fresh = AccessToken.objects.exclude(pk=token.pk).get()
+    assert fresh.resource == [url]
+    assert fresh.workspace_binding.workspace_id == workspace.id

@@ -13,7 +13,9 @@ from bs4 import BeautifulSoup
 from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
+from rest_framework.exceptions import AuthenticationFailed
 
+from apps.users.authentication import authenticate_bearer
 from apps.users.models import AuditEvent, DynamicClientRegistration
 from apps.users.tasks import purge_unused_dynamic_clients
 from tests.users.test_oauth import VERIFIER, s256
@@ -446,6 +448,9 @@ def test_a_token_for_mcp_is_refused_by_the_rest_api(client, browser, workspace):
     refused = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {access}")
     assert refused.status_code == 401
     assert "another resource" in refused.json()["error"]["message"]
+    # Nor does it open a WebSocket (no URL to match there: refused).
+    with pytest.raises(AuthenticationFailed):
+        authenticate_bearer(f"Bearer {access}")
 
 
 def test_both_documents_name_the_registration_endpoint_on_the_public_issuer(client, settings):
