@@ -462,3 +462,26 @@ def test_both_documents_name_the_registration_endpoint_on_the_public_issuer(clie
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     expected = "https://agents.example.com/oauth/register/"
     assert discovery["registration_endpoint"] == metadata["registration_endpoint"] == expected
+
+
+def test_operators_see_registrations_in_the_admin_and_can_delete_them(client, admin_client):
+    register(client, mcp_metadata(), REMOTE_ADDR="203.0.113.9")
+    registration = DynamicClientRegistration.objects.get()
+    listing = admin_client.get("/admin/users/dynamicclientregistration/?used=no&q=Claude")
+    assert listing.status_code == 200
+    assert b"Claude Desktop" in listing.content
+    assert b"203.0.113.9" in listing.content
+    assert registration.application.client_id.encode() in listing.content
+    assert (
+        b"Claude Desktop"
+        not in admin_client.get("/admin/users/dynamicclientregistration/?used=yes").content
+    )
+    detail = admin_client.get(f"/admin/users/dynamicclientregistration/{registration.pk}/change/")
+    assert detail.status_code == 200
+    assert LOOPBACK.encode() in detail.content
+    deleted = admin_client.post(
+        f"/admin/users/dynamicclientregistration/{registration.pk}/delete/", {"post": "yes"}
+    )
+    assert deleted.status_code == 302
+    assert Application.objects.count() == 0
+    assert DynamicClientRegistration.objects.count() == 0
