@@ -13,6 +13,7 @@ from apps.users.choices import Role
 from apps.users.models import (
     ApiKey,
     AuditEvent,
+    DynamicClientRegistration,
     Membership,
     OAuthClient,
     User,
@@ -198,6 +199,72 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class FirstUsedFilter(admin.SimpleListFilter):
+    title = _("used")
+    parameter_name = "used"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", str(_("Got a token"))), ("no", str(_("Never used")))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(first_used_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(first_used_at__isnull=True)
+        return queryset
+
+
+@admin.register(DynamicClientRegistration)
+class DynamicClientRegistrationAdmin(admin.ModelAdmin):
+    """Clients that registered themselves (RFC 7591): who asked, for what, whether used.
+    Read-only; deleting one deletes its application and tokens."""
+
+    list_display = [
+        "created_at",
+        "client_name",
+        "client_id",
+        "ip",
+        "redirect_uris",
+        "first_used_at",
+    ]
+    list_filter = [FirstUsedFilter, "created_at"]
+    search_fields = ["client_name", "application__client_id", "ip", "software_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["application"]
+    readonly_fields = [
+        "application",
+        "client_name",
+        "redirect_uris",
+        "scope",
+        "software_id",
+        "software_version",
+        "ip",
+        "user_agent",
+        "first_used_at",
+        "created_at",
+    ]
+    exclude = ["updated_at"]
+
+    @admin.display(description=_("client ID"), ordering="application__client_id")
+    def client_id(self, obj: DynamicClientRegistration) -> str:
+        return obj.application.client_id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: DynamicClientRegistration) -> None:
+        obj.application.delete()
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[DynamicClientRegistration]
+    ) -> None:
+        for registration in queryset.select_related("application"):
+            registration.application.delete()
 
 
 @admin.register(WorkspaceSecurity)

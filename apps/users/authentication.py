@@ -30,6 +30,13 @@ def bearer_token(request: HttpRequest) -> str | None:
     return value
 
 
+def _request_url(request: HttpRequest) -> str:
+    """The absolute URL of `request` without its query, or "" when it has no host."""
+    if not request.META.get("HTTP_HOST") and not request.META.get("SERVER_NAME"):
+        return ""
+    return request.build_absolute_uri(request.path)
+
+
 def _is_jwt(token: str) -> bool:
     return token.count(".") == 2
 
@@ -70,6 +77,13 @@ class OAuth2Authentication(authentication.BaseAuthentication):
         if found is None:
             raise AuthenticationFailed("Invalid or expired access token.")
         access_token, user, workspace_id = found
+        # RFC 8707: a token issued for one resource (`resource=https://host/mcp`, as MCP
+        # clients ask) works there only. Outside an HTTP request (a WebSocket) there is
+        # no URL to compare, so a restricted token is refused.
+        if access_token.resource and not access_token.allows_audience(
+            _request_url(request._request)
+        ):
+            raise AuthenticationFailed("This access token was issued for another resource.")
         credential = Credential(
             kind=CredentialKind.OAUTH2,
             pk=str(access_token.id),

@@ -46,3 +46,17 @@ class MfaRequired(PermissionDenied):
 class CannotDeleteSelf(Conflict):
     code = "cannot_delete_self"
     default_message = "Platform admins cannot disable or delete their own account."
+
+
+class ClientRegistrationError(Exception):
+    """A refused RFC 7591 registration. `error` is the RFC's code (`invalid_redirect_uri`,
+    `invalid_client_metadata`, or `temporarily_unavailable` when too many registrations
+    wait for their first use); `field` names the metadata at fault. The registration
+    endpoint answers it as `{"error", "error_description"}`, not as the API envelope."""
+
+    def __init__(self, error: str, description: str, *, field: str = "", status: int = 400):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.field = field
+        self.status = status

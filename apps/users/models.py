@@ -221,3 +221,32 @@ class OAuthCodeUse(BaseModel):
 
     def __str__(self) -> str:
         return f"code {self.code_hash[:8]}…"
+
+
+class DynamicClientRegistration(BaseModel):
+    """An OAuth2 application that registered itself anonymously (RFC 7591 dynamic client
+    registration): who asked (address, user agent), what it asked for, and when a token
+    was first issued to it. Never used within the expiry, it is deleted with its
+    application (users.purge_unused_dynamic_clients)."""
+
+    application = models.OneToOneField(
+        "oauth2_provider.Application",
+        on_delete=models.CASCADE,
+        related_name="dynamic_registration",
+    )
+    client_name = models.CharField(max_length=100, blank=True)
+    redirect_uris = models.JSONField(default=list)
+    scope = models.CharField(
+        max_length=1000, blank=True, help_text="Scopes it may ask for; empty: any scope."
+    )
+    software_id = models.CharField(max_length=100, blank=True)
+    software_version = models.CharField(max_length=100, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    first_used_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_name or 'unnamed client'} ({self.application_id})"

@@ -9,13 +9,19 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from django.db.models import Min
 from django.utils import timezone
-from oauth2_provider.models import AccessToken, Grant, RefreshToken
+from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
-from apps.users.models import Membership, OAuthClient, OAuthCodeUse, OAuthWorkspaceBinding
-from apps.users.services import audit_record
+from apps.users.models import (
+    DynamicClientRegistration,
+    Membership,
+    OAuthClient,
+    OAuthCodeUse,
+    OAuthWorkspaceBinding,
+)
+from apps.users.services import audit_record, dynamic_client_mark_used
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,23 @@ class PlatformOAuth2Validator(OAuth2Validator):
         request.workspace_id = binding.workspace_id
         return True
 
+    # --- scopes ------------------------------------------------------------------------
+    def validate_scopes(
+        self, client_id: Any, scopes: Any, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        if not super().validate_scopes(client_id, scopes, client, request, *args, **kwargs):
+            return False
+        # A dynamically registered client that named its scopes asks for no others.
+        if client is not None and client.registration_source == Application.RegistrationSource.DCR:
+            registered = (
+                DynamicClientRegistration.objects.filter(application=client)
+                .values_list("scope", flat=True)
+                .first()
+            )
+            if registered:
+                return set(scopes).issubset(registered.split())
+        return True
+
     # --- client credentials ------------------------------------------------------------
     def validate_grant_type(
         self, client_id: Any, grant_type: Any, client: Any, request: Any, *args: Any, **kwargs: Any
@@ -101,6 +124,7 @@ class PlatformOAuth2Validator(OAuth2Validator):
         self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None
     ) -> AccessToken:
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        dynamic_client_mark_used(application=request.client)
         code = getattr(request, "code", None)
         if request.grant_type == "authorization_code" and code:
             OAuthCodeUse.objects.create(

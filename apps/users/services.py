@@ -2,16 +2,18 @@
 
 import ipaddress
 import os
+import re
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -23,17 +25,24 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from apps.core.exceptions import PermissionDenied, ValidationFailed
 from apps.users.actors import Actor
 from apps.users.choices import Role
-from apps.users.exceptions import AlreadyMember, CannotDeleteSelf, LastOwner, MfaRequired
+from apps.users.exceptions import (
+    AlreadyMember,
+    CannotDeleteSelf,
+    ClientRegistrationError,
+    LastOwner,
+    MfaRequired,
+)
 from apps.users.models import (
     ApiKey,
     AuditEvent,
+    DynamicClientRegistration,
     Membership,
     OAuthClient,
     User,
     Workspace,
     WorkspaceSecurity,
 )
-from apps.users.scopes import API_SCOPES
+from apps.users.scopes import API_SCOPES, OAUTH2_SCOPES
 from apps.users.selectors import api_key_hash, user_has_mfa, workspace_owner_count
 
 
@@ -476,6 +485,273 @@ def oauth_authorization_revoke(*, user: User, application_id: int, ip: str | Non
                 ip=ip,
             )
     return len(tokens)
+
+
+# --- Dynamic client registration (RFC 7591) ---------------------------------------------
+
+DCR_MAX_REDIRECT_URIS = 5
+DCR_MAX_REDIRECT_URI_LENGTH = 512
+DCR_MAX_NAME_LENGTH = 100
+DCR_MAX_SOFTWARE_FIELD_LENGTH = 100
+DCR_GRANT_TYPES = ("authorization_code", "refresh_token")
+DCR_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+# RFC 8252 §7.1: a private-use scheme is a reverse domain name, so it holds a period
+# (which also keeps out javascript:, data:, file: and every other single-word scheme).
+_PRIVATE_USE_SCHEME = re.compile(r"^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$")
+_NEVER_SCHEMES = ("javascript", "data", "vbscript", "file", "about", "blob", "ftp", "ws", "wss")
+
+
+def _dcr_invalid(field: str, message: str) -> ClientRegistrationError:
+    return ClientRegistrationError("invalid_client_metadata", f"{field}: {message}", field=field)
+
+
+def _dcr_redirect_invalid(uri: str, message: str) -> ClientRegistrationError:
+    return ClientRegistrationError(
+        "invalid_redirect_uri", f"redirect_uris: {uri!r} {message}", field="redirect_uris"
+    )
+
+
+def validate_dynamic_redirect_uri(uri: str) -> str:
+    """A redirect URI a dynamically registered (public, unverified) client may use:
+    http on a loopback host (127.0.0.1, [::1], localhost; any port), a private-use
+    scheme (`com.example.app:/callback`, RFC 8252 §7.1), or https on a host the operator
+    listed in OAUTH2_DYNAMIC_REGISTRATION_HTTPS_HOSTS. No fragment, no wildcard, no
+    credentials, no whitespace. Raises ClientRegistrationError (invalid_redirect_uri)."""
+    if not uri:
+        raise _dcr_redirect_invalid(uri, "is empty.")
+    if len(uri) > DCR_MAX_REDIRECT_URI_LENGTH:
+        raise _dcr_redirect_invalid(
+            uri[:40] + "…", f"is longer than {DCR_MAX_REDIRECT_URI_LENGTH} characters."
+        )
+    if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in uri):
+        raise _dcr_redirect_invalid(uri, "holds whitespace, control or non-ASCII characters.")
+    if "#" in uri:
+        raise _dcr_redirect_invalid(uri, "has a fragment.")
+    if "*" in uri:
+        raise _dcr_redirect_invalid(uri, "has a wildcard.")
+    try:
+        parsed = urlsplit(uri)
+        parsed.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise _dcr_redirect_invalid(uri, "is not a valid URI.") from None
+    scheme = parsed.scheme.lower()
+    if "@" in parsed.netloc:
+        raise _dcr_redirect_invalid(uri, "carries credentials.")
+    if not scheme or scheme in _NEVER_SCHEMES:
+        raise _dcr_redirect_invalid(uri, "uses a scheme that is never allowed.")
+    if scheme == "http":
+        if parsed.hostname not in DCR_LOOPBACK_HOSTS:
+            raise _dcr_redirect_invalid(
+                uri, "must use a loopback host (127.0.0.1, [::1] or localhost) with http."
+            )
+        return uri
+    if scheme == "https":
+        allowed = {h.lower() for h in settings.OAUTH2_DYNAMIC_REGISTRATION_HTTPS_HOSTS}
+        if not parsed.hostname or parsed.hostname.lower() not in allowed:
+            raise _dcr_redirect_invalid(
+                uri,
+                "is refused: dynamically registered clients redirect to a loopback address "
+                "or a private-use scheme; this https host is not allowed by the operator.",
+            )
+        return uri
+    if not _PRIVATE_USE_SCHEME.match(parsed.scheme):
+        raise _dcr_redirect_invalid(
+            uri,
+            "uses a scheme that is not a private-use scheme: use a reverse domain name "
+            "such as com.example.app:/callback (RFC 8252).",
+        )
+    return uri
+
+
+def _dcr_string(metadata: Mapping[str, Any], field: str, *, max_length: int) -> str:
+    value = metadata.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _dcr_invalid(field, "must be a string.")
+    value = "".join(c for c in value if c.isprintable()).strip()
+    if len(value) > max_length:
+        raise _dcr_invalid(field, f"must be at most {max_length} characters.")
+    return value
+
+
+def _dcr_string_list(metadata: Mapping[str, Any], field: str) -> list[str] | None:
+    value = metadata.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _dcr_invalid(field, "must be an array of strings.")
+    return list(dict.fromkeys(value))
+
+
+@dataclass(frozen=True)
+class DynamicClient:
+    """A client just registered: its application and the metadata the server accepted."""
+
+    application: Application
+    registration: DynamicClientRegistration
+    metadata: dict[str, Any]
+
+
+def dynamic_client_register(
+    *, metadata: Mapping[str, Any], ip: str | None = None, user_agent: str = ""
+) -> DynamicClient:
+    """Register a public OAuth2 client from RFC 7591 metadata, anonymously: authorization
+    code + PKCE (and refresh), `token_endpoint_auth_method` `none`, redirect URIs that
+    stay on the user's device (validate_dynamic_redirect_uri). The consent page is never
+    skipped for it. Audited as `oauth_client.register`.
+
+    Raises ClientRegistrationError naming the field at fault, or `temporarily_unavailable`
+    when OAUTH2_DYNAMIC_CLIENTS_PENDING_MAX registrations already wait for a first use.
+    """
+    uris = _dcr_string_list(metadata, "redirect_uris")
+    if not uris:
+        raise ClientRegistrationError(
+            "invalid_redirect_uri",
+            "redirect_uris: give at least one redirect URI.",
+            field="redirect_uris",
+        )
+    if len(uris) > DCR_MAX_REDIRECT_URIS:
+        raise ClientRegistrationError(
+            "invalid_redirect_uri",
+            f"redirect_uris: at most {DCR_MAX_REDIRECT_URIS} redirect URIs.",
+            field="redirect_uris",
+        )
+    uris = [validate_dynamic_redirect_uri(uri) for uri in uris]
+
+    grant_types = _dcr_string_list(metadata, "grant_types")
+    if grant_types is None:
+        grant_types = list(DCR_GRANT_TYPES)
+    unsupported = [g for g in grant_types if g not in DCR_GRANT_TYPES]
+    if unsupported:
+        raise _dcr_invalid(
+            "grant_types",
+            f"{', '.join(unsupported)} not supported; use authorization_code (and refresh_token).",
+        )
+    if "authorization_code" not in grant_types:
+        raise _dcr_invalid("grant_types", "must include authorization_code.")
+
+    response_types = _dcr_string_list(metadata, "response_types")
+    if response_types is None:
+        response_types = ["code"]
+    if response_types != ["code"]:
+        raise _dcr_invalid("response_types", 'only "code" is supported.')
+
+    # Omitted (or null) means "none" here: RFC 7591's default, client_secret_basic, is
+    # not offered to anonymous registrants.
+    auth_method = metadata.get("token_endpoint_auth_method") or "none"
+    if auth_method != "none":
+        raise _dcr_invalid(
+            "token_endpoint_auth_method",
+            'only "none" (a public client using PKCE) can register itself; a client with a '
+            "secret is registered by a workspace admin (POST /api/v1/oauth-applications).",
+        )
+
+    scope = _dcr_string(metadata, "scope", max_length=1000)
+    scopes = list(dict.fromkeys(scope.split()))
+    unknown = [s for s in scopes if s not in OAUTH2_SCOPES]
+    if unknown:
+        raise _dcr_invalid("scope", f"unknown scopes: {', '.join(unknown)}.")
+
+    name = _dcr_string(metadata, "client_name", max_length=DCR_MAX_NAME_LENGTH)
+    software_id = _dcr_string(metadata, "software_id", max_length=DCR_MAX_SOFTWARE_FIELD_LENGTH)
+    software_version = _dcr_string(
+        metadata, "software_version", max_length=DCR_MAX_SOFTWARE_FIELD_LENGTH
+    )
+
+    cutoff = timezone.now() - timedelta(seconds=settings.OAUTH2_DYNAMIC_CLIENT_UNUSED_SECONDS)
+    pending = DynamicClientRegistration.objects.filter(
+        first_used_at__isnull=True, created_at__gt=cutoff
+    ).count()
+    if pending >= settings.OAUTH2_DYNAMIC_CLIENTS_PENDING_MAX:
+        raise ClientRegistrationError(
+            "temporarily_unavailable",
+            "Too many clients registered recently have not been used yet; try again later.",
+            status=503,
+        )
+
+    with transaction.atomic():
+        application = Application.objects.create(
+            name=name or "Unnamed client",
+            user=None,
+            client_type=Application.CLIENT_PUBLIC,
+            authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+            redirect_uris=" ".join(uris),
+            client_secret="",
+            hash_client_secret=True,
+            algorithm=Application.RS256_ALGORITHM,
+            skip_authorization=False,
+            registration_source=Application.RegistrationSource.DCR,
+        )
+        registration = DynamicClientRegistration.objects.create(
+            application=application,
+            client_name=name,
+            redirect_uris=uris,
+            scope=" ".join(scopes),
+            software_id=software_id,
+            software_version=software_version,
+            ip=_valid_ip(ip),
+            user_agent=user_agent[:255],
+        )
+        audit_record(
+            action="oauth_client.register",
+            actor_user=None,
+            workspace_id=None,
+            target_type="oauth_application",
+            target_id=application.client_id,
+            metadata={
+                "client_name": name,
+                "redirect_uris": uris,
+                "scope": " ".join(scopes),
+                "software_id": software_id,
+                "user_agent": user_agent[:255],
+            },
+            ip=ip,
+        )
+    accepted: dict[str, Any] = {
+        "client_id": application.client_id,
+        "client_id_issued_at": int(application.created.timestamp()),
+        "client_name": application.name,
+        "redirect_uris": uris,
+        "grant_types": grant_types,
+        "response_types": response_types,
+        "token_endpoint_auth_method": "none",
+    }
+    if scopes:
+        accepted["scope"] = " ".join(scopes)
+    if software_id:
+        accepted["software_id"] = software_id
+    if software_version:
+        accepted["software_version"] = software_version
+    return DynamicClient(application=application, registration=registration, metadata=accepted)
+
+
+def dynamic_client_mark_used(*, application: Application) -> None:
+    """Record the first token issued to a dynamically registered client (idempotent; one
+    UPDATE, matching nothing for other clients or once recorded)."""
+    if application.registration_source != Application.RegistrationSource.DCR:
+        return
+    DynamicClientRegistration.objects.filter(
+        application=application, first_used_at__isnull=True
+    ).update(first_used_at=timezone.now())
+
+
+def dynamic_clients_purge_unused(*, now: datetime | None = None) -> int:
+    """Delete dynamically registered clients that got no token within
+    OAUTH2_DYNAMIC_CLIENT_UNUSED_SECONDS of registering (with their grants). Idempotent;
+    returns how many went. Their `oauth_client.register` audit events stay."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.OAUTH2_DYNAMIC_CLIENT_UNUSED_SECONDS)
+    stale = Application.objects.filter(
+        registration_source=Application.RegistrationSource.DCR,
+        dynamic_registration__first_used_at__isnull=True,
+        dynamic_registration__created_at__lte=cutoff,
+    )
+    count = 0
+    for application in stale.iterator():
+        application.delete()
+        count += 1
+    return count
 
 
 # --- User administration (platform admins) ------------------------------------------

@@ -5,7 +5,12 @@ django-oauth-toolkit reverses)."""
 from django.urls import path, re_path
 from oauth2_provider import views as oauth_views
 
-from apps.users.views import ConsentView, DiscoveryView
+from apps.users.views import (
+    ClientRegistrationView,
+    ConsentView,
+    DiscoveryView,
+    ProtectedResourceMetadataView,
+)
 
 app_name = "oauth2_provider"
 
@@ -15,6 +20,8 @@ urlpatterns = [
     path("oauth/revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
     path("oauth/userinfo/", oauth_views.UserInfoView.as_view(), name="user-info"),
+    # RFC 7591; the name is the one django-oauth-toolkit's RFC 8414 view advertises.
+    path("oauth/register/", ClientRegistrationView.as_view(), name="dcr-register"),
     re_path(
         r"^\.well-known/openid-configuration/?$",
         DiscoveryView.as_view(),
@@ -25,7 +32,7 @@ urlpatterns = [
     # at /api/v1 and the MCP endpoint at /mcp. The view derives `resource` from the path.
     re_path(
         r"^\.well-known/oauth-protected-resource/(?:api/v1|mcp)$",
-        oauth_views.OAuthProtectedResourceMetadataView.as_view(),
+        ProtectedResourceMetadataView.as_view(),
         name="oauth-resource-metadata",
     ),
     path(

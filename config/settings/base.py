@@ -284,6 +284,8 @@ RATE_LIMITS = {
     "api_key": env.str("RATE_LIMIT_API_KEY", default="600/min"),
     "oauth2": env.str("RATE_LIMIT_OAUTH2", default="600/min"),
     "trigger": env.str("RATE_LIMIT_TRIGGER", default="60/min"),
+    # Dynamic OAuth2 client registrations (POST /oauth/register/), per client address.
+    "oauth_register": env.str("RATE_LIMIT_OAUTH_REGISTER", default="20/hour"),
 }
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
@@ -375,6 +377,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": JOBS_SWEEP_INTERVAL_SECONDS,
     },
     "tasks.tick": {"task": "tasks.tick", "schedule": 15},
+    "users.purge_unused_dynamic_clients": {
+        "task": "users.purge_unused_dynamic_clients",
+        "schedule": 60 * 60,
+    },
 }
 
 # --- Scheduled tasks, webhooks, triggers (apps.tasks; see docs/tasks.md) --------------
@@ -460,10 +466,23 @@ OAUTH2_PROVIDER.update(
             "client_secret_post",
             "none",
         ],
+        # RFC 7591 dynamic client registration at /oauth/register/ (apps.users.views):
+        # on by default so MCP clients connect without a pre-registered application.
+        "DCR_ENABLED": env.bool("OAUTH2_DYNAMIC_REGISTRATION", default=True),
         "OAUTH2_PROTECTED_RESOURCE_NAME": "Agent Platform",
         "OAUTH2_PROTECTED_RESOURCE_DOCUMENTATION": env.str("OAUTH2_RESOURCE_DOCS_URL", default=""),
     }
 )
+# Dynamically registered clients: https redirect hosts the operator trusts (none by
+# default: loopback and private-use schemes only), how long a client may wait for its
+# first token before it is deleted, and how many may wait at once.
+OAUTH2_DYNAMIC_REGISTRATION_HTTPS_HOSTS = env.list(
+    "OAUTH2_DYNAMIC_REGISTRATION_HTTPS_HOSTS", default=[]
+)
+OAUTH2_DYNAMIC_CLIENT_UNUSED_SECONDS = env.int(
+    "OAUTH2_DYNAMIC_CLIENT_UNUSED_SECONDS", default=24 * 3600
+)
+OAUTH2_DYNAMIC_CLIENTS_PENDING_MAX = env.int("OAUTH2_DYNAMIC_CLIENTS_PENDING_MAX", default=1000)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WorkspaceRoleEnum"] = "apps.users.choices.Role"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {

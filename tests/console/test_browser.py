@@ -4,10 +4,14 @@ platform served over real HTTP, with models on the scripted OpenAI-compatible se
 One journey per test, as a person walks it; screenshots go to test-output/console/
 (not committed) for a human to look at."""
 
+import base64
+import hashlib
 import os
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import pytest
 from django.core import mail
 
@@ -259,3 +263,44 @@ def test_provider_agent_knowledge_chat_share_key_and_usage(signed_in, live, scri
     page.wait_for_selector(".msg-assistant strong:has-text('42')")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 17, 21)"
     shot(page, "23-chat-mobile-dark")
+
+
+def test_consent_page_for_a_self_registered_client(signed_in, live, workspace):
+    """An MCP client registered itself; alice sees it marked unverified and approves."""
+    callback = "http://127.0.0.1:33418/callback"
+    registered = httpx.post(
+        f"{live.url}/oauth/register/",
+        json={
+            "client_name": "Desk MCP",
+            "redirect_uris": [callback],
+            "scope": "conversations:read",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    verifier = "v" * 64
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    query = {
+        "response_type": "code",
+        "client_id": registered.json()["client_id"],
+        "redirect_uri": callback,
+        "scope": "conversations:read",
+        "state": "s1",
+        "code_challenge": challenge.decode(),
+        "code_challenge_method": "S256",
+    }
+    page = signed_in
+    # Nothing listens on the client's loopback port: answer its callback in the browser.
+    page.route(f"{callback}**", lambda route: route.fulfill(body="<p>Signed in.</p>"))
+    page.goto("/oauth/authorize/?" + urlencode(query))
+    notice = page.locator("#unverified-client")
+    assert "registered itself dynamically" in notice.inner_text()
+    assert "http://127.0.0.1:33418" in notice.inner_text()
+    assert "Desk MCP" in page.locator("h1").inner_text()
+    shot(page, "20-consent-unverified-client")
+    page.select_option("#id_workspace", str(workspace.id))
+    page.click("input[name=allow]")
+    page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:33418/callback\?"))
+    answer = parse_qs(urlsplit(page.url).query)
+    assert answer["state"] == ["s1"]
+    assert answer["iss"] == [live.url]
+    assert answer["code"][0]

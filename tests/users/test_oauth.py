@@ -428,4 +428,6 @@ def test_protected_resource_metadata_is_named_on_401(client, resource, path):
     document = client.get(f"/.well-known/oauth-protected-resource/{resource}").json()
     assert document["resource"] == f"http://testserver/{resource}"
     assert document["authorization_servers"] == ["http://testserver"]
-    assert "read" in document["scopes_supported"]
+    # /mcp lists what it checks, so an MCP client asks for no more.
+    expected = "conversations:write" if resource == "mcp" else "read"
+    assert expected in document["scopes_supported"]
