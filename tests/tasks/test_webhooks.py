@@ -4,6 +4,7 @@ at creation and at delivery, the transactional outbox."""
 
 import json
 import socket
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from apps.core.events import DocumentFailedNotice, RunCompletedNotice, RunError, Usage
 from apps.core.jobs import jobs_sweep
-from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.core.outbox import outbox_emit
 from apps.tasks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from apps.tasks.services import tasks_tick, webhook_deliver
 from tests.helpers import assert_error, assert_outsiders_get_404
@@ -28,11 +30,23 @@ def create_endpoint(api, url, event_types=("run.completed", "task.execution.comp
     return response.json()["data"]
 
 
-def emit(workspace, type_="run.completed", **data):
+def run_completed(answer="hi"):
+    """A run.completed event (of no real run: the outbox does not look)."""
+    return RunCompletedNotice(
+        run_id=uuid.uuid4(),
+        conversation_id=uuid.uuid4(),
+        agent_id=uuid.uuid4(),
+        status="completed",
+        usage=Usage(input_tokens=3, output_tokens=4),
+        message_id=None,
+        answer=answer,
+    )
+
+
+def emit(workspace, event=None):
+    """Emit `event` (a run.completed by default) in its own transaction."""
     with transaction.atomic():
-        event = OutboundEvent(type=type_, workspace_id=workspace.id, data=data or {"x": 1})
-        outbox_emit(event)
-    return event
+        return outbox_emit(event or run_completed(), workspace_id=workspace.id)
 
 
 def verified(receiver, secret, index=-1):
@@ -55,16 +69,35 @@ def test_delivery_is_signed_and_verifies_with_standardwebhooks(api, workspace, r
         (raw,) = cursor.fetchone()
     assert stored == secret and secret not in raw  # encrypted at rest
 
-    event = emit(workspace, run_id="r1", answer="hi")
+    notice = run_completed(answer="hi")
+    event = emit(workspace, notice)
     assert len(receiver.requests) == 1
     payload = verified(receiver, secret)
     assert payload["type"] == "run.completed" and payload["id"] == str(event.id)
-    assert payload["data"] == {"run_id": "r1", "answer": "hi"} and payload["version"] == 1
+    assert payload["version"] == 1 and payload["workspace_id"] == str(workspace.id)
+    assert payload["data"] == {
+        "run_id": str(notice.run_id),
+        "conversation_id": str(notice.conversation_id),
+        "agent_id": str(notice.agent_id),
+        "status": "completed",
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+        "message_id": None,
+        "answer": "hi",
+    }
     assert receiver.requests[0]["headers"]["webhook-id"] == str(event.id)
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "succeeded" and delivery.attempts == 1
     # Unsubscribed types are not recorded at all.
-    emit(workspace, "document.failed")
+    emit(
+        workspace,
+        DocumentFailedNotice(
+            document_id=uuid.uuid4(),
+            knowledge_base_id=uuid.uuid4(),
+            name="x.pdf",
+            status="failed",
+            error=RunError(code="parse_failed", message="Bad PDF."),
+        ),
+    )
     assert WebhookEvent.objects.count() == 1 and len(receiver.requests) == 1
 
 
@@ -185,7 +218,7 @@ def test_dns_change_between_creation_and_delivery_is_refused(api, workspace, mon
 def test_rolled_back_event_is_never_sent(api, workspace, receiver):
     create_endpoint(api, receiver.url)
     with pytest.raises(RuntimeError), transaction.atomic():
-        outbox_emit(OutboundEvent(type="run.completed", workspace_id=workspace.id, data={}))
+        outbox_emit(run_completed(), workspace_id=workspace.id)
         raise RuntimeError("the cause rolled back")
     tasks_tick(now=timezone.now() + timedelta(days=2))
     assert WebhookEvent.objects.count() == 0 and receiver.requests == []
