@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
 from apps.agents.selectors import access_agent
-from apps.conversations.choices import TERMINAL_STATUSES, RunStatus
+from apps.conversations.choices import TERMINAL_STATUSES, ConversationSource, RunStatus
 from apps.conversations.exceptions import RunNotCancellable
 from apps.conversations.models import Conversation, Run
 from apps.conversations.services import conversation_create, message_send, run_cancel
@@ -479,7 +479,9 @@ def _conversation_for(task: ScheduledTask, *, actor: Actor, due: datetime) -> Co
         if task.conversation_mode == ConversationMode.OWN
         else (f"{task.name} · {local:%Y-%m-%d %H:%M}")
     )
-    conversation = conversation_create(actor=actor, agent=task.agent, title=title)
+    conversation = conversation_create(
+        actor=actor, agent=task.agent, title=title, source=ConversationSource.TASK
+    )
     if task.conversation_mode == ConversationMode.OWN:
         ScheduledTask.objects.filter(id=task.id).update(conversation=conversation)
         task.conversation = conversation
@@ -1202,7 +1204,10 @@ def trigger_fire(*, trigger: InboundTrigger, body: bytes, ip: str | None) -> Run
             {"body": payload, "date": local.date().isoformat(), "datetime": local.isoformat()},
         )
         conversation = conversation_create(
-            actor=actor, agent=trigger.agent, title=f"{trigger.name} · {local:%Y-%m-%d %H:%M}"
+            actor=actor,
+            agent=trigger.agent,
+            title=f"{trigger.name} · {local:%Y-%m-%d %H:%M}",
+            source=ConversationSource.TRIGGER,
         )
         run = message_send(
             actor=actor, conversation=conversation, content=prompt.strip() or "-", background=True
