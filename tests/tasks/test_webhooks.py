@@ -224,23 +224,56 @@ def test_rolled_back_event_is_never_sent(api, workspace, receiver):
     assert WebhookEvent.objects.count() == 0 and receiver.requests == []
 
 
+DELIVERY_WORKER = """
+import sys
+from apps.tasks.services import webhook_deliver
+webhook_deliver(delivery_id=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
 def test_worker_killed_mid_delivery_loses_nothing(api, workspace, receiver, settings):
-    create_endpoint(api, receiver.url)
+    """A real worker process claims the delivery and POSTs it to a receiver that does not
+    answer; it is killed (SIGKILL) while it waits. The stale sweep leaves the delivery
+    alone until its attempt could have timed out, then sends it again: the receiver
+    gets the same event, correctly signed, and the delivery succeeds."""
     from unittest import mock
 
-    # The broker message is lost and the worker dies right after claiming the delivery.
-    with mock.patch("apps.tasks.services.job_enqueue"):
-        emit(workspace)
-    from apps.core.jobs import job_claim
+    from tests.workers import kill_worker_when
 
+    endpoint = create_endpoint(api, receiver.url)
+    notice = run_completed(answer="kept")
+    with mock.patch("apps.tasks.services.job_enqueue"):  # the worker below takes it
+        event = emit(workspace, notice)
     delivery = WebhookDelivery.objects.get()
-    assert job_claim(WebhookDelivery, delivery.id, from_statuses=["pending"], status="delivering")
-    assert receiver.requests == []
-    later = timezone.now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 61)
-    jobs_sweep(now=later)
+    receiver.script = [(200, 30.0)]  # the first request hangs past the kill
+
+    kill_worker_when(
+        DELIVERY_WORKER,
+        [str(delivery.id)],
+        lambda: len(receiver.requests) == 1,
+        env={"WEBHOOK_TIMEOUT_SECONDS": "60"},
+    )
     delivery.refresh_from_db()
-    assert delivery.status == "succeeded" and delivery.attempts == 2
-    assert len(receiver.requests) == 1
+    assert (delivery.status, delivery.attempts) == ("delivering", 1)
+    assert delivery.log.count() == 0  # the killed attempt never got to log itself
+    # Not stale yet: nobody sends it twice while the worker might still be waiting.
+    claimed_at = delivery.heartbeat_at
+    jobs_sweep(now=claimed_at + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 59))
+    delivery.refresh_from_db()
+    assert delivery.status == "delivering" and len(receiver.requests) == 1
+
+    jobs_sweep(now=claimed_at + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 61))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    assert [(a.number, a.status_code) for a in delivery.log.all()] == [(2, 200)]
+    assert len(receiver.requests) == 2
+    for index in (0, 1):  # both carry the expected event, signed with the endpoint's secret
+        payload = verified(receiver, endpoint["secret"], index)
+        assert payload["id"] == str(event.id) and payload["type"] == "run.completed"
+        assert payload["data"]["run_id"] == str(notice.run_id)
+        assert payload["data"]["answer"] == "kept"
+        assert receiver.requests[index]["headers"]["webhook-id"] == str(event.id)
 
 
 def test_invalid_endpoint_input_and_other_workspace(api, outsider, workspace, receiver):
