@@ -751,27 +751,38 @@ def _outbound_run_event(run_id: uuid.UUID) -> None:
     run = Run.objects.select_related("answer_message").filter(id=run_id).first()
     if run is None:
         return
-    common: dict[str, Any] = {
-        "run_id": run.id,
-        "conversation_id": run.conversation_id,
-        "agent_id": run.agent_id,
-        "status": str(run.status),
-        "usage": Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens),
-    }
+    # The fields every run event shares, spelled out per class so mypy checks each one.
+    run_id, conversation_id, agent_id = run.id, run.conversation_id, run.agent_id
+    status = str(run.status)
+    usage = Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens)
     event: OutboundEvent
     if run.status == RunStatus.COMPLETED:
         event = RunCompletedNotice(
-            **common,
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
             message_id=run.answer_message_id,
             answer=run.answer_message.text if run.answer_message is not None else "",
         )
     elif run.status == RunStatus.FAILED:
         event = RunFailedNotice(
-            **common, error=RunError(code=run.error_code, message=run.error_message)
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
+            error=RunError(code=run.error_code, message=run.error_message),
         )
     elif run.status == RunStatus.REQUIRES_ACTION:
         event = RunRequiresActionNotice(
-            **common, pending=[PendingCall.from_dict(p) for p in run.pending_approvals]
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
+            pending=[PendingCall.from_dict(p) for p in run.pending_approvals],
         )
     else:
         return

@@ -139,3 +139,23 @@ def test_run_requires_action_then_completed(api, workspace, agent, receiver, scr
     assert completed["data"]["run_id"] == str(run.id)
     assert completed["data"]["answer"] == "It is 4."
     assert len(receiver.requests) == 2
+
+
+def test_run_failed(api, workspace, agent, receiver, scripted_llm):
+    endpoint = create_endpoint(api, receiver.url, ("run.failed",))
+    actor = actor_for(user=agent.created_by, workspace=workspace)
+    conversation = conversation_create(actor=actor, agent=agent)
+    scripted_llm.push(Reply(status=400, error_message="bad things"))
+    run = message_send(actor=actor, conversation=conversation, content="?", background=True)
+    stored = Run.objects.get(id=run.id)
+    assert stored.status == "failed"
+    (failed,) = payloads(receiver, endpoint["secret"])
+    assert failed["type"] == "run.failed"
+    assert failed["data"] == {
+        "run_id": str(run.id),
+        "conversation_id": str(conversation.id),
+        "agent_id": str(agent.id),
+        "status": "failed",
+        "usage": {"input_tokens": stored.input_tokens, "output_tokens": stored.output_tokens},
+        "error": {"code": "provider_bad_request", "message": stored.error_message},
+    }
