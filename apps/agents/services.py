@@ -42,9 +42,10 @@ from apps.agents.selectors import (
     agent_can_manage,
     agent_reference_ids,
 )
+from apps.core.events import AgentJobCompletedNotice, RunError
 from apps.core.exceptions import ErrorDetail, PermissionDenied, ValidationFailed
 from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_heartbeat
-from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.core.outbox import outbox_emit
 from apps.files.exceptions import ModelWithoutVision
 from apps.files.services import attachments_prepare
 from apps.knowledge.models import KnowledgeBase
@@ -666,12 +667,13 @@ def agent_job_finish(
         )
         if finished:  # its outbound event (webhooks), in the same transaction
             job = AgentJob.objects.get(pk=job_id)
-            data: dict[str, Any] = {"job_id": str(job.pk), "kind": job.kind, "status": status}
-            if error_code:
-                data["error"] = {"code": error_code, "message": error_message}
-            outbox_emit(
-                OutboundEvent(type="agent_job.completed", workspace_id=job.workspace_id, data=data)
+            event = AgentJobCompletedNotice(
+                job_id=job.pk,
+                kind=str(job.kind),
+                status=status,
+                error=RunError(code=error_code, message=error_message) if error_code else None,
             )
+            outbox_emit(event, workspace_id=job.workspace_id)
     return finished
 
 

@@ -44,3 +44,5 @@ class ConversationSource(models.TextChoices):
     CHAT = "chat", "Chat"
     OPENAI = "openai", "OpenAI-compatible endpoint"
     MCP = "mcp", "MCP endpoint"
+    TASK = "task", "Scheduled task"
+    TRIGGER = "trigger", "Inbound trigger"

@@ -46,7 +46,19 @@ from apps.conversations.models import (
     ShareLink,
     StreamTicket,
 )
-from apps.core.events import Done, End, RunCancelled, RunInterrupted, Usage
+from apps.core.events import (
+    Done,
+    End,
+    OutboundEvent,
+    PendingCall,
+    RunCancelled,
+    RunCompletedNotice,
+    RunError,
+    RunFailedNotice,
+    RunInterrupted,
+    RunRequiresActionNotice,
+    Usage,
+)
 from apps.core.exceptions import ValidationFailed
 from apps.core.jobs import (
     JobKind,
@@ -56,7 +68,7 @@ from apps.core.jobs import (
     job_kind_sweep,
     job_release,
 )
-from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.core.outbox import outbox_emit
 from apps.files.services import files_delete_for_conversation
 from apps.users.actors import Actor
 from apps.users.choices import Role as MemberRole
@@ -754,40 +766,48 @@ def run_finish(
             _outbound_run_event(run_id)
 
 
-_OUTBOUND_RUN_EVENTS = {
-    RunStatus.COMPLETED: "run.completed",
-    RunStatus.FAILED: "run.failed",
-    RunStatus.REQUIRES_ACTION: "run.requires_action",
-}
-
-
 def _outbound_run_event(run_id: uuid.UUID) -> None:
     """The run's outbound event (webhooks, core.outbox), in the transaction of its
     status: run.completed, run.failed or run.requires_action (other statuses: none)."""
     run = Run.objects.select_related("answer_message").filter(id=run_id).first()
-    if run is None or run.status not in _OUTBOUND_RUN_EVENTS:
+    if run is None:
         return
-    data: dict[str, Any] = {
-        "run_id": str(run.id),
-        "conversation_id": str(run.conversation_id),
-        "agent_id": str(run.agent_id),
-        "status": str(run.status),
-        "usage": {"input_tokens": run.input_tokens, "output_tokens": run.output_tokens},
-    }
+    # The fields every run event shares, spelled out per class so mypy checks each one.
+    run_id, conversation_id, agent_id = run.id, run.conversation_id, run.agent_id
+    status = str(run.status)
+    usage = Usage(input_tokens=run.input_tokens, output_tokens=run.output_tokens)
+    event: OutboundEvent
     if run.status == RunStatus.COMPLETED:
-        data["message_id"] = str(run.answer_message_id) if run.answer_message_id else None
-        data["answer"] = run.answer_message.text if run.answer_message is not None else ""
-    elif run.status == RunStatus.FAILED:
-        data["error"] = {"code": run.error_code, "message": run.error_message}
-    else:
-        data["pending"] = run.pending_approvals
-    outbox_emit(
-        OutboundEvent(
-            type=_OUTBOUND_RUN_EVENTS[RunStatus(run.status)],
-            workspace_id=run.workspace_id,
-            data=data,
+        event = RunCompletedNotice(
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
+            message_id=run.answer_message_id,
+            answer=run.answer_message.text if run.answer_message is not None else "",
         )
-    )
+    elif run.status == RunStatus.FAILED:
+        event = RunFailedNotice(
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
+            error=RunError(code=run.error_code, message=run.error_message),
+        )
+    elif run.status == RunStatus.REQUIRES_ACTION:
+        event = RunRequiresActionNotice(
+            run_id=run_id,
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            status=status,
+            usage=usage,
+            pending=[PendingCall.from_dict(p) for p in run.pending_approvals],
+        )
+    else:
+        return
+    outbox_emit(event, workspace_id=run.workspace_id)
 
 
 def conversation_title_auto(*, conversation_id: uuid.UUID, title: str) -> bool:

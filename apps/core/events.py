@@ -63,6 +63,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
@@ -79,6 +81,10 @@ def _load(hint: Any, value: Any) -> Any:
         return [_load(item, v) for v in value]
     if isinstance(hint, type) and issubclass(hint, Payload):
         return hint.from_dict(value)
+    if hint is uuid.UUID and isinstance(value, str):
+        return uuid.UUID(value)
+    if hint is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
     return value
 
 
@@ -497,6 +503,165 @@ SSE_HEARTBEAT = b": keep-alive\n\n"
 HEARTBEAT = Heartbeat()
 
 
+# --- outbound events (webhooks) ------------------------------------------------------------
+#
+# What the platform tells the outside world, one class per webhook event type. They are
+# not streamed: `core.outbox.outbox_emit` takes only these, inside the transaction that
+# makes them true, and the webhook body is `{"id", "type", "version", "timestamp",
+# "workspace_id", "data": event.to_dict()}`. `version` is the class's: a change of shape
+# that could break a receiver gets a new version. docs/webhooks.md is rendered from here
+# (`python -m apps.core.events webhooks`) and a test fails when the two differ.
+
+
+class OutboundEvent(Payload):
+    """Base of every webhook event. `type` is its wire name, `version` its payload's."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompletedNotice(OutboundEvent):
+    """A run ended with an answer (`message_id` null when it has no answer message)."""
+
+    type: ClassVar[str] = "run.completed"
+    run_id: uuid.UUID
+    conversation_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: str
+    usage: Usage
+    message_id: uuid.UUID | None
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailedNotice(OutboundEvent):
+    """A run failed (the `code` is one of the run's error codes, e.g. `run_timeout`)."""
+
+    type: ClassVar[str] = "run.failed"
+    run_id: uuid.UUID
+    conversation_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: str
+    usage: Usage
+    error: RunError
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequiresActionNotice(OutboundEvent):
+    """A run waits for a decision on tool calls that need approval (`pending`); post the
+    decisions to `POST /api/v1/runs/{run_id}/approvals`."""
+
+    type: ClassVar[str] = "run.requires_action"
+    run_id: uuid.UUID
+    conversation_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: str
+    usage: Usage
+    pending: list[PendingCall]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionCompletedNotice(OutboundEvent):
+    """A scheduled task's execution succeeded (`trigger`: schedule, manual or trigger)."""
+
+    type: ClassVar[str] = "task.execution.completed"
+    task_id: uuid.UUID
+    task_name: str
+    execution_id: uuid.UUID
+    due_at: datetime
+    trigger: str
+    status: str
+    attempts: int
+    run_id: uuid.UUID | None
+    conversation_id: uuid.UUID | None
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionFailedNotice(OutboundEvent):
+    """A scheduled task's execution failed for good (after its retries)."""
+
+    type: ClassVar[str] = "task.execution.failed"
+    task_id: uuid.UUID
+    task_name: str
+    execution_id: uuid.UUID
+    due_at: datetime
+    trigger: str
+    status: str
+    attempts: int
+    run_id: uuid.UUID | None
+    conversation_id: uuid.UUID | None
+    error: RunError
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentIndexedNotice(OutboundEvent):
+    """A knowledge base document was indexed and is searchable."""
+
+    type: ClassVar[str] = "document.indexed"
+    document_id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    name: str
+    status: str
+    chunk_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFailedNotice(OutboundEvent):
+    """A knowledge base document could not be indexed (the reason is readable)."""
+
+    type: ClassVar[str] = "document.failed"
+    document_id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    name: str
+    status: str
+    error: RunError
+
+
+@dataclass(frozen=True, slots=True)
+class AgentJobCompletedNotice(OutboundEvent):
+    """An agent job (agent generation, prompt optimization) ended: `status` succeeded,
+    failed or cancelled, with `error` when it failed."""
+
+    type: ClassVar[str] = "agent_job.completed"
+    job_id: uuid.UUID
+    kind: str
+    status: str
+    error: RunError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTestNotice(OutboundEvent):
+    """Sent on request (`POST …/{id}/test`) to that endpoint only."""
+
+    type: ClassVar[str] = "webhook.test"
+    endpoint_id: uuid.UUID
+    message: str
+
+
+OUTBOUND_EVENT_CLASSES: dict[str, type[OutboundEvent]] = {
+    cls.type: cls
+    for cls in (
+        RunCompletedNotice,
+        RunFailedNotice,
+        RunRequiresActionNotice,
+        TaskExecutionCompletedNotice,
+        TaskExecutionFailedNotice,
+        DocumentIndexedNotice,
+        DocumentFailedNotice,
+        AgentJobCompletedNotice,
+        WebhookTestNotice,
+    )
+}
+
+
+def outbound_event_from(type: str, data: dict[str, Any]) -> OutboundEvent:
+    """A webhook event from its `type` and `data`. Raises KeyError for an unknown type."""
+    return OUTBOUND_EVENT_CLASSES[type].from_dict(data)
+
+
 # --- docs/events.md ----------------------------------------------------------------------------
 
 
@@ -539,5 +704,15 @@ def docs_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def webhooks_docs_table() -> str:
+    """The table of docs/webhooks.md: every webhook event with its version and `data`."""
+    lines = ["| type | version | data | when |", "|---|---|---|---|"]
+    for type_name, cls in OUTBOUND_EVENT_CLASSES.items():
+        lines.append(f"| `{type_name}` | {cls.version} | `{_fields_doc(cls)}` | {_doc(cls)} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(docs_table())
+    # `python -m apps.core.events` prints docs/events.md's tables, `… webhooks` the one of
+    # docs/webhooks.md.
+    sys.stdout.write(webhooks_docs_table() if sys.argv[1:] == ["webhooks"] else docs_table())

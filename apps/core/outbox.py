@@ -1,15 +1,17 @@
 """The platform's outbound events (webhooks), emitted where they happen.
 
 An app that has something to tell the outside world (a run completed, a document failed
-to index, a scheduled execution ended) calls `outbox_emit(OutboundEvent(...))` INSIDE the
-transaction that makes it true. Sinks registered here (the tasks app registers the
+to index, a scheduled execution ended) calls `outbox_emit(<event>, workspace_id=...)`
+INSIDE the transaction that makes it true. The event is an instance of one of the typed
+classes of `core.events` (`OUTBOUND_EVENT_CLASSES`): nothing else is accepted, so a
+payload cannot be built by hand. Sinks registered here (the tasks app registers the
 webhook outbox from its `AppConfig.ready`) write their rows in that same transaction, so
 an event is recorded exactly when its cause commits: never lost when a worker or the
 broker dies after the commit, never sent for a transaction that rolled back.
 
 This module sits in core so that apps to the left of `tasks` (conversations, knowledge,
-agents) can emit without importing `tasks`. Event types and payload shapes are listed in
-`EVENT_TYPES` and documented in docs/webhooks.md.
+agents) can emit without importing `tasks`. The event types and their payloads are
+documented in docs/webhooks.md, rendered from `core.events`.
 """
 
 from __future__ import annotations
@@ -20,48 +22,56 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# The event types a webhook endpoint can subscribe to, with what `data` holds.
+from apps.core.events import OUTBOUND_EVENT_CLASSES, OutboundEvent
+
+# The event types a webhook endpoint can subscribe to, with what they mean.
 EVENT_TYPES: dict[str, str] = {
-    "run.completed": "A run ended with an answer: run, conversation, agent, answer, usage.",
-    "run.failed": "A run failed: run, conversation, agent, error {code, message}.",
-    "run.requires_action": "A run waits for approval of tool calls: run, pending calls.",
-    "task.execution.completed": "A task execution succeeded: task, execution, run, answer.",
-    "task.execution.failed": "A scheduled task's execution failed: task, execution, error.",
-    "document.indexed": "A knowledge document was indexed: document, knowledge base.",
-    "document.failed": "A knowledge document failed to index: document, error.",
-    "agent_job.completed": "An agent job (generate agent, optimize prompt) ended: job, status.",
-    "webhook.test": "A test event sent on request from the API.",
+    type_name: " ".join((cls.__doc__ or "").split())
+    for type_name, cls in OUTBOUND_EVENT_CLASSES.items()
 }
-PAYLOAD_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundEvent:
-    """One event for the outside world. `data` is JSON-serialisable and holds no secret."""
+class Outgoing:
+    """One event on its way out: the typed event, the workspace it belongs to, its id
+    (the `webhook-id` receivers deduplicate on) and when it happened."""
 
-    type: str
+    event: OutboundEvent
     workspace_id: uuid.UUID
-    data: dict[str, Any]
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
-        if self.type not in EVENT_TYPES:
-            raise ValueError(f"Unknown outbound event type {self.type!r}.")
+        _require_outbound(self.event)
+
+    @property
+    def type(self) -> str:
+        return self.event.type
 
     def payload(self) -> dict[str, Any]:
         """The versioned body a receiver gets (Standard Webhooks: type, timestamp, data)."""
         return {
             "id": str(self.id),
-            "type": self.type,
-            "version": PAYLOAD_VERSION,
+            "type": self.event.type,
+            "version": self.event.version,
             "timestamp": self.ts.isoformat(),
             "workspace_id": str(self.workspace_id),
-            "data": self.data,
+            "data": self.event.to_dict(),
         }
 
 
-Sink = Callable[[OutboundEvent], object]
+def _require_outbound(event: object) -> None:
+    """Refuse anything but an instance of a registered outbound event class."""
+    if not isinstance(event, OutboundEvent) or (
+        OUTBOUND_EVENT_CLASSES.get(event.type) is not type(event)
+    ):
+        raise TypeError(
+            f"Outbound events are instances of the classes of core.events "
+            f"(OUTBOUND_EVENT_CLASSES), not {type(event).__name__}."
+        )
+
+
+Sink = Callable[[Outgoing], object]
 _sinks: dict[str, Sink] = {}
 
 
@@ -70,9 +80,12 @@ def outbox_register(name: str, sink: Sink) -> None:
     _sinks[name] = sink
 
 
-def outbox_emit(event: OutboundEvent) -> None:
-    """Hand `event` to every sink, in the caller's transaction (call it inside the
-    transaction that makes the event true). A sink error propagates: the caller's
-    transaction rolls back rather than commit without its event."""
+def outbox_emit(event: OutboundEvent, *, workspace_id: uuid.UUID) -> Outgoing:
+    """Hand `event` (of `workspace_id`) to every sink, in the caller's transaction (call
+    it inside the transaction that makes the event true). Raises TypeError for anything
+    that is not an outbound event class of core.events. A sink error propagates: the
+    caller's transaction rolls back rather than commit without its event."""
+    outgoing = Outgoing(event=event, workspace_id=workspace_id)
     for sink in list(_sinks.values()):
-        sink(event)
+        sink(outgoing)
+    return outgoing

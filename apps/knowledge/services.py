@@ -15,6 +15,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from apps.core.events import (
+    DocumentFailedNotice,
+    DocumentIndexedNotice,
+    OutboundEvent,
+    RunError,
+)
 from apps.core.jobs import (
     JobKind,
     job_claim,
@@ -24,7 +30,7 @@ from apps.core.jobs import (
     job_release,
 )
 from apps.core.outbound import OutboundError, check_url, fetch
-from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.core.outbox import outbox_emit
 from apps.knowledge.choices import (
     ACTIVE_STATUSES,
     PROCESSING_STATUSES,
@@ -548,25 +554,24 @@ def _outbound_document_event(document_id: uuid.UUID) -> None:
         DocumentStatus.FAILED,
     ):
         return
-    data: dict[str, Any] = {
-        "document_id": str(document.id),
-        "knowledge_base_id": str(document.knowledge_base_id),
-        "name": document.name,
-        "status": document.status,
-    }
+    event: OutboundEvent
     if document.status == DocumentStatus.FAILED:
-        data["error"] = {"code": document.error_code, "message": document.error_message}
-    else:
-        data["chunk_count"] = document.chunk_count
-    outbox_emit(
-        OutboundEvent(
-            type="document.indexed"
-            if document.status == DocumentStatus.INDEXED
-            else "document.failed",
-            workspace_id=document.knowledge_base.workspace_id,
-            data=data,
+        event = DocumentFailedNotice(
+            document_id=document.id,
+            knowledge_base_id=document.knowledge_base_id,
+            name=document.name,
+            status=str(document.status),
+            error=RunError(code=document.error_code, message=document.error_message),
         )
-    )
+    else:
+        event = DocumentIndexedNotice(
+            document_id=document.id,
+            knowledge_base_id=document.knowledge_base_id,
+            name=document.name,
+            status=str(document.status),
+            chunk_count=document.chunk_count,
+        )
+    outbox_emit(event, workspace_id=document.knowledge_base.workspace_id)
 
 
 def _beat(document_id: uuid.UUID, generation: int, **changes: Any) -> bool:

@@ -25,10 +25,18 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
 from apps.agents.selectors import access_agent
-from apps.conversations.choices import TERMINAL_STATUSES, RunStatus
+from apps.conversations.choices import TERMINAL_STATUSES, ConversationSource, RunStatus
 from apps.conversations.exceptions import RunNotCancellable
 from apps.conversations.models import Conversation, Run
 from apps.conversations.services import conversation_create, message_send, run_cancel
+from apps.core.events import (
+    OUTBOUND_EVENT_CLASSES,
+    OutboundEvent,
+    RunError,
+    TaskExecutionCompletedNotice,
+    TaskExecutionFailedNotice,
+    WebhookTestNotice,
+)
 from apps.core.exceptions import ApplicationError, PayloadTooLarge, ValidationFailed
 from apps.core.jobs import (
     JobKind,
@@ -39,7 +47,7 @@ from apps.core.jobs import (
     job_release,
 )
 from apps.core.outbound import OutboundBlocked, OutboundError, check_url, fetch
-from apps.core.outbox import EVENT_TYPES, OutboundEvent, outbox_emit
+from apps.core.outbox import Outgoing, outbox_emit
 from apps.tasks.choices import (
     TRANSIENT_RUN_ERRORS,
     ConversationMode,
@@ -471,7 +479,9 @@ def _conversation_for(task: ScheduledTask, *, actor: Actor, due: datetime) -> Co
         if task.conversation_mode == ConversationMode.OWN
         else (f"{task.name} · {local:%Y-%m-%d %H:%M}")
     )
-    conversation = conversation_create(actor=actor, agent=task.agent, title=title)
+    conversation = conversation_create(
+        actor=actor, agent=task.agent, title=title, source=ConversationSource.TASK
+    )
     if task.conversation_mode == ConversationMode.OWN:
         ScheduledTask.objects.filter(id=task.id).update(conversation=conversation)
         task.conversation = conversation
@@ -596,29 +606,34 @@ def _on_execution_finished(execution: TaskExecution) -> None:
     """The execution's outbound event, in the transaction of its terminal transition."""
     if execution.status not in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
         return
-    succeeded = execution.status == ExecutionStatus.SUCCEEDED
-    data: dict[str, Any] = {
-        "task_id": str(execution.task_id),
-        "task_name": execution.task.name,
-        "execution_id": str(execution.id),
-        "due_at": execution.due_at.isoformat(),
-        "trigger": execution.trigger,
-        "status": execution.status,
-        "attempts": execution.attempts,
-        "run_id": str(execution.run_id) if execution.run_id else None,
-        "conversation_id": str(execution.conversation_id) if execution.conversation_id else None,
-    }
-    if succeeded:
-        data["answer"] = execution.answer
-    else:
-        data["error"] = {"code": execution.error_code, "message": execution.error_message}
-    outbox_emit(
-        OutboundEvent(
-            type="task.execution.completed" if succeeded else "task.execution.failed",
-            workspace_id=execution.task.workspace_id,
-            data=data,
+    event: OutboundEvent
+    if execution.status == ExecutionStatus.SUCCEEDED:
+        event = TaskExecutionCompletedNotice(
+            task_id=execution.task_id,
+            task_name=execution.task.name,
+            execution_id=execution.id,
+            due_at=execution.due_at,
+            trigger=str(execution.trigger),
+            status=str(execution.status),
+            attempts=execution.attempts,
+            run_id=execution.run_id,
+            conversation_id=execution.conversation_id,
+            answer=execution.answer,
         )
-    )
+    else:
+        event = TaskExecutionFailedNotice(
+            task_id=execution.task_id,
+            task_name=execution.task.name,
+            execution_id=execution.id,
+            due_at=execution.due_at,
+            trigger=str(execution.trigger),
+            status=str(execution.status),
+            attempts=execution.attempts,
+            run_id=execution.run_id,
+            conversation_id=execution.conversation_id,
+            error=RunError(code=execution.error_code, message=execution.error_message),
+        )
+    outbox_emit(event, workspace_id=execution.task.workspace_id)
 
 
 def _execution_keep_alive(execution: TaskExecution, *, now: datetime) -> None:
@@ -720,7 +735,7 @@ def _new_webhook_secret() -> str:
 def _validate_event_types(event_types: Any) -> list[str]:
     if not isinstance(event_types, list) or not event_types:
         raise ValidationFailed("Subscribe to at least one event type.", field="event_types")
-    unknown = sorted({str(t) for t in event_types} - set(EVENT_TYPES) - {"*"})
+    unknown = sorted({str(t) for t in event_types} - set(OUTBOUND_EVENT_CLASSES) - {"*"})
     if unknown:
         raise ValidationFailed(f"Unknown event types: {', '.join(unknown)}.", field="event_types")
     return sorted({str(t) for t in event_types})
@@ -805,7 +820,7 @@ def _audit_webhook(*, actor: Actor, endpoint: WebhookEndpoint, action: str) -> N
     )
 
 
-def webhook_events_record(event: OutboundEvent) -> WebhookEvent | None:
+def webhook_events_record(event: Outgoing) -> WebhookEvent | None:
     """The outbox sink (registered in core.outbox): in the emitter's transaction, the
     event row and one pending delivery per enabled endpoint subscribed to it, sent
     after commit. Nothing is written when no endpoint wants the event."""
@@ -819,7 +834,7 @@ def webhook_events_record(event: OutboundEvent) -> WebhookEvent | None:
     return _event_deliver_to(event, endpoints)
 
 
-def _event_deliver_to(event: OutboundEvent, endpoints: list[WebhookEndpoint]) -> WebhookEvent:
+def _event_deliver_to(event: Outgoing, endpoints: list[WebhookEndpoint]) -> WebhookEvent:
     now = timezone.now()
     with transaction.atomic():
         row = WebhookEvent.objects.create(
@@ -840,10 +855,9 @@ def _event_deliver_to(event: OutboundEvent, endpoints: list[WebhookEndpoint]) ->
 def webhook_test_send(*, actor: Actor, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """A `webhook.test` event to this endpoint only (even if disabled or not subscribed)."""
     actor.require_role(Role.ADMIN)
-    event = OutboundEvent(
-        type="webhook.test",
+    event = Outgoing(
+        event=WebhookTestNotice(endpoint_id=endpoint.id, message="This is a test event."),
         workspace_id=endpoint.workspace_id,
-        data={"endpoint_id": str(endpoint.id), "message": "This is a test event."},
     )
     row = _event_deliver_to(event, [endpoint])
     return WebhookDelivery.objects.get(event=row, endpoint=endpoint)
@@ -1200,7 +1214,10 @@ def trigger_fire(*, trigger: InboundTrigger, body: bytes, ip: str | None) -> Run
             {"body": payload, "date": local.date().isoformat(), "datetime": local.isoformat()},
         )
         conversation = conversation_create(
-            actor=actor, agent=trigger.agent, title=f"{trigger.name} · {local:%Y-%m-%d %H:%M}"
+            actor=actor,
+            agent=trigger.agent,
+            title=f"{trigger.name} · {local:%Y-%m-%d %H:%M}",
+            source=ConversationSource.TRIGGER,
         )
         run = message_send(
             actor=actor, conversation=conversation, content=prompt.strip() or "-", background=True

@@ -318,34 +318,71 @@ def test_worker_lost_on_every_attempt_fails_the_execution(tick, user, workspace,
     assert task.consecutive_failures == 1
 
 
-def test_two_schedulers_racing_create_each_due_time_once(user, workspace, agent, monkeypatch):
-    """Two schedulers (threads, each with its own database connection: on the production
-    profile two PostgreSQL sessions) scan the same due tasks at the same moment."""
-    import threading
+SCHEDULER = """
+import json, sys
+from datetime import datetime
+from unittest import mock
+from apps.tasks import services
 
-    from django.db import connection
+now = datetime.fromisoformat(sys.argv[1])
+enqueued = []
+# What the scan hands to Celery is recorded, not run (the runs are not this test's subject).
+with mock.patch.object(services, "job_enqueue", lambda name, *args: enqueued.append(args[0])):
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent's "go": both scan at the same moment
+    created = [services.tasks_fire_due(now=now) for _ in range(3)]
+print(json.dumps({"created": created, "enqueued": enqueued}), flush=True)
+"""
 
-    enqueued = []
-    monkeypatch.setattr("apps.tasks.services.job_enqueue", lambda *a, **k: enqueued.append(a))
-    tasks = [make_task(user, workspace, agent, name=f"t{i}") for i in range(12)]
+
+@pytest.mark.slow
+def test_two_scheduler_processes_create_each_due_time_once(user, workspace, agent):
+    """Two scheduler processes (separate OS processes, each with its own database
+    connection: two PostgreSQL sessions on the production profile, two writers of the
+    SQLite file on the embedded one) scan the same due tasks at the same moment, three
+    times each. Each (task, due time) gets exactly one execution, enqueued once."""
+    import json
+    import subprocess
+
+    from tests.workers import start_worker
+
+    tasks = [make_task(user, workspace, agent, name=f"t{i}") for i in range(30)]
     now = T0 + timedelta(hours=1, seconds=1)
-    barrier = threading.Barrier(2)
-    created = []
-
-    def scheduler():
-        try:
-            barrier.wait()
-            for _ in range(3):
-                created.append(tasks_fire_due(now=now))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scheduler) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(created) == len(tasks)
+    procs = [
+        start_worker(
+            SCHEDULER,
+            [now.isoformat()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for proc in procs:
+            line = proc.stdout.readline()
+            assert line == "ready\n", proc.stderr.read()[-3000:]
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-3000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert sum(n for r in results for n in r["created"]) == len(tasks), results
+    # Repeated scans find nothing more to create.
+    assert all(r["created"][1:] == [0, 0] for r in results)
+    executions = TaskExecution.objects.filter(task__in=tasks)
+    assert sorted(executions.values_list("task_id", flat=True)) == sorted(t.id for t in tasks)
+    assert set(executions.values_list("due_at", flat=True)) == {T0 + timedelta(hours=1)}
+    enqueued = [e for r in results for e in r["enqueued"]]
+    assert sorted(enqueued) == sorted(str(i) for i in executions.values_list("id", flat=True))
     for task in tasks:
-        assert TaskExecution.objects.filter(task=task).count() == 1
-    assert len(enqueued) == len(tasks)
+        task.refresh_from_db()
+        assert task.next_run_at == T0 + timedelta(hours=2)

@@ -79,6 +79,9 @@ def test_run_now_enable_disable_and_history(api, agent, scripted_llm):
     assert execution["trigger"] == "manual"
     assert execution["status"] == "succeeded" and execution["answer"] == "Done now."
     assert execution["run_id"] and execution["duration_ms"] is not None
+    # The execution's conversation is labelled as a task's in the API (not `chat`).
+    conversation = api.get(f"/api/v1/conversations/{execution['conversation_id']}")
+    assert conversation.json()["data"]["source"] == "task"
     history = api.get(f"{url}/executions").json()["data"]
     assert [e["id"] for e in history] == [execution["id"]]
     detail = api.get(f"{url}/executions/{execution['id']}").json()["data"]

@@ -60,6 +60,9 @@ def test_valid_call_returns_202_and_the_run_completes(api, agent, scripted_llm):
     assert api.get(data["status_url"]).json()["data"]["status"] == "completed"
     audit = AuditEvent.objects.filter(action="trigger.call").get()
     assert audit.metadata == {"outcome": "started", "run_id": data["run_id"]}
+    # Its conversation says where it came from (not `chat`).
+    conversation = api.get(f"/api/v1/conversations/{data['conversation_id']}").json()["data"]
+    assert conversation["source"] == "trigger"
 
 
 def test_wait_returns_the_answer(api, agent, scripted_llm):
@@ -147,6 +150,8 @@ def test_trigger_of_a_task_starts_an_execution(api, agent, scripted_llm):
     execution = TaskExecution.objects.get()
     assert execution.trigger == "trigger" and execution.prompt == "Handle T-9"
     assert response.json()["data"]["run_id"] == str(execution.run_id)
+    conversation = api.get(f"/api/v1/conversations/{execution.conversation_id}").json()["data"]
+    assert conversation["source"] == "task"  # the task's execution made it
 
 
 def test_other_workspace_gets_404_and_bad_input(api, agent, outsider):

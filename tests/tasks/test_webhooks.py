@@ -4,6 +4,7 @@ at creation and at delivery, the transactional outbox."""
 
 import json
 import socket
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -11,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from apps.core.events import DocumentFailedNotice, RunCompletedNotice, RunError, Usage
 from apps.core.jobs import jobs_sweep
-from apps.core.outbox import OutboundEvent, outbox_emit
+from apps.core.outbox import outbox_emit
 from apps.tasks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from apps.tasks.services import tasks_tick, webhook_deliver
 from tests.helpers import assert_error, assert_outsiders_get_404
@@ -28,11 +30,23 @@ def create_endpoint(api, url, event_types=("run.completed", "task.execution.comp
     return response.json()["data"]
 
 
-def emit(workspace, type_="run.completed", **data):
+def run_completed(answer="hi"):
+    """A run.completed event (of no real run: the outbox does not look)."""
+    return RunCompletedNotice(
+        run_id=uuid.uuid4(),
+        conversation_id=uuid.uuid4(),
+        agent_id=uuid.uuid4(),
+        status="completed",
+        usage=Usage(input_tokens=3, output_tokens=4),
+        message_id=None,
+        answer=answer,
+    )
+
+
+def emit(workspace, event=None):
+    """Emit `event` (a run.completed by default) in its own transaction."""
     with transaction.atomic():
-        event = OutboundEvent(type=type_, workspace_id=workspace.id, data=data or {"x": 1})
-        outbox_emit(event)
-    return event
+        return outbox_emit(event or run_completed(), workspace_id=workspace.id)
 
 
 def verified(receiver, secret, index=-1):
@@ -55,16 +69,35 @@ def test_delivery_is_signed_and_verifies_with_standardwebhooks(api, workspace, r
         (raw,) = cursor.fetchone()
     assert stored == secret and secret not in raw  # encrypted at rest
 
-    event = emit(workspace, run_id="r1", answer="hi")
+    notice = run_completed(answer="hi")
+    event = emit(workspace, notice)
     assert len(receiver.requests) == 1
     payload = verified(receiver, secret)
     assert payload["type"] == "run.completed" and payload["id"] == str(event.id)
-    assert payload["data"] == {"run_id": "r1", "answer": "hi"} and payload["version"] == 1
+    assert payload["version"] == 1 and payload["workspace_id"] == str(workspace.id)
+    assert payload["data"] == {
+        "run_id": str(notice.run_id),
+        "conversation_id": str(notice.conversation_id),
+        "agent_id": str(notice.agent_id),
+        "status": "completed",
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+        "message_id": None,
+        "answer": "hi",
+    }
     assert receiver.requests[0]["headers"]["webhook-id"] == str(event.id)
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "succeeded" and delivery.attempts == 1
     # Unsubscribed types are not recorded at all.
-    emit(workspace, "document.failed")
+    emit(
+        workspace,
+        DocumentFailedNotice(
+            document_id=uuid.uuid4(),
+            knowledge_base_id=uuid.uuid4(),
+            name="x.pdf",
+            status="failed",
+            error=RunError(code="parse_failed", message="Bad PDF."),
+        ),
+    )
     assert WebhookEvent.objects.count() == 1 and len(receiver.requests) == 1
 
 
@@ -185,29 +218,62 @@ def test_dns_change_between_creation_and_delivery_is_refused(api, workspace, mon
 def test_rolled_back_event_is_never_sent(api, workspace, receiver):
     create_endpoint(api, receiver.url)
     with pytest.raises(RuntimeError), transaction.atomic():
-        outbox_emit(OutboundEvent(type="run.completed", workspace_id=workspace.id, data={}))
+        outbox_emit(run_completed(), workspace_id=workspace.id)
         raise RuntimeError("the cause rolled back")
     tasks_tick(now=timezone.now() + timedelta(days=2))
     assert WebhookEvent.objects.count() == 0 and receiver.requests == []
 
 
+DELIVERY_WORKER = """
+import sys
+from apps.tasks.services import webhook_deliver
+webhook_deliver(delivery_id=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
 def test_worker_killed_mid_delivery_loses_nothing(api, workspace, receiver, settings):
-    create_endpoint(api, receiver.url)
+    """A real worker process claims the delivery and POSTs it to a receiver that does not
+    answer; it is killed (SIGKILL) while it waits. The stale sweep leaves the delivery
+    alone until its attempt could have timed out, then sends it again: the receiver
+    gets the same event, correctly signed, and the delivery succeeds."""
     from unittest import mock
 
-    # The broker message is lost and the worker dies right after claiming the delivery.
-    with mock.patch("apps.tasks.services.job_enqueue"):
-        emit(workspace)
-    from apps.core.jobs import job_claim
+    from tests.workers import kill_worker_when
 
+    endpoint = create_endpoint(api, receiver.url)
+    notice = run_completed(answer="kept")
+    with mock.patch("apps.tasks.services.job_enqueue"):  # the worker below takes it
+        event = emit(workspace, notice)
     delivery = WebhookDelivery.objects.get()
-    assert job_claim(WebhookDelivery, delivery.id, from_statuses=["pending"], status="delivering")
-    assert receiver.requests == []
-    later = timezone.now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 61)
-    jobs_sweep(now=later)
+    receiver.script = [(200, 30.0)]  # the first request hangs past the kill
+
+    kill_worker_when(
+        DELIVERY_WORKER,
+        [str(delivery.id)],
+        lambda: len(receiver.requests) == 1,
+        env={"WEBHOOK_TIMEOUT_SECONDS": "60"},
+    )
     delivery.refresh_from_db()
-    assert delivery.status == "succeeded" and delivery.attempts == 2
-    assert len(receiver.requests) == 1
+    assert (delivery.status, delivery.attempts) == ("delivering", 1)
+    assert delivery.log.count() == 0  # the killed attempt never got to log itself
+    # Not stale yet: nobody sends it twice while the worker might still be waiting.
+    claimed_at = delivery.heartbeat_at
+    jobs_sweep(now=claimed_at + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 59))
+    delivery.refresh_from_db()
+    assert delivery.status == "delivering" and len(receiver.requests) == 1
+
+    jobs_sweep(now=claimed_at + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 61))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    assert [(a.number, a.status_code) for a in delivery.log.all()] == [(2, 200)]
+    assert len(receiver.requests) == 2
+    for index in (0, 1):  # both carry the expected event, signed with the endpoint's secret
+        payload = verified(receiver, endpoint["secret"], index)
+        assert payload["id"] == str(event.id) and payload["type"] == "run.completed"
+        assert payload["data"]["run_id"] == str(notice.run_id)
+        assert payload["data"]["answer"] == "kept"
+        assert receiver.requests[index]["headers"]["webhook-id"] == str(event.id)
 
 
 def test_invalid_endpoint_input_and_other_workspace(api, outsider, workspace, receiver):

@@ -3,8 +3,9 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,12 +16,14 @@ from apps.core.api.base import ApiView
 from apps.core.api.ratelimit import RateState, client_address, rate_hit
 from apps.core.api.schema import error_doc
 from apps.core.exceptions import PayloadTooLarge, ValidationFailed
+from apps.tasks.api.crud import AccessDetailView, SecretListCreateView
 from apps.tasks.api.serializers import (
     TriggerCreatedSerializer,
     TriggerFiredSerializer,
     TriggerSerializer,
     TriggerWriteSerializer,
 )
+from apps.tasks.models import InboundTrigger
 from apps.tasks.selectors import access_trigger, trigger_list
 from apps.tasks.services import (
     run_wait,
@@ -30,72 +33,64 @@ from apps.tasks.services import (
     trigger_fire,
     trigger_update,
 )
-from apps.users.actors import get_actor
+from apps.users.actors import Actor
 
 TAGS = ["triggers"]
 
 
-class TriggerListView(ApiView):
-    scope_area = "tasks"
-
-    @extend_schema(operation_id="triggers_list", responses=TriggerSerializer(many=True), tags=TAGS)
-    def get(self, request: Request) -> Response:
-        qs = trigger_list(actor=get_actor(request))
-        return self.paginate(request, qs, lambda p: TriggerSerializer(p, many=True).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="triggers_list", responses=TriggerSerializer(many=True), tags=TAGS
+    ),
+    post=extend_schema(
         operation_id="triggers_create",
         request=TriggerWriteSerializer,
         responses={201: TriggerCreatedSerializer},
         tags=TAGS,
         description="The response holds the trigger's secret: it is shown only this once.",
-    )
-    def post(self, request: Request) -> Response:
-        serializer = TriggerWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
-        trigger, secret = trigger_create(
-            actor=get_actor(request),
+    ),
+)
+class TriggerListView(SecretListCreateView):
+    read_serializer = TriggerSerializer
+    write_serializer = TriggerWriteSerializer
+
+    def rows(self, actor: Actor) -> QuerySet[InboundTrigger]:
+        return trigger_list(actor=actor)
+
+    def create(self, actor: Actor, values: dict[str, Any]) -> tuple[InboundTrigger, str]:
+        return trigger_create(
+            actor=actor,
             name=values["name"],
             agent_id=values.get("agent_id"),
             task_id=values.get("task_id"),
             prompt_template=values.get("prompt_template", ""),
         )
-        return Response({**TriggerSerializer(trigger).data, "secret": secret}, status=201)
 
 
-class TriggerDetailView(ApiView):
-    scope_area = "tasks"
-
-    @extend_schema(operation_id="triggers_get", responses=TriggerSerializer, tags=TAGS)
-    def get(self, request: Request, trigger_id: uuid.UUID) -> Response:
-        trigger = access_trigger(actor=get_actor(request), trigger_id=trigger_id)
-        return Response(TriggerSerializer(trigger).data)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(operation_id="triggers_get", responses=TriggerSerializer, tags=TAGS),
+    patch=extend_schema(
         operation_id="triggers_update",
         request=TriggerWriteSerializer(partial=True),
         responses=TriggerSerializer,
         tags=TAGS,
-    )
-    def patch(self, request: Request, trigger_id: uuid.UUID) -> Response:
-        actor = get_actor(request)
-        trigger = access_trigger(actor=actor, trigger_id=trigger_id)
-        serializer = TriggerWriteSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        values = {
-            k: v
-            for k, v in serializer.validated_data.items()
-            if k in {"name", "prompt_template", "enabled"}
-        }
-        trigger = trigger_update(actor=actor, trigger=trigger, values=values)
-        return Response(TriggerSerializer(trigger).data)
+    ),
+    delete=extend_schema(operation_id="triggers_delete", responses={204: None}, tags=TAGS),
+)
+class TriggerDetailView(AccessDetailView):
+    lookup = "trigger_id"
+    read_serializer = TriggerSerializer
+    write_serializer = TriggerWriteSerializer
+    updatable = frozenset({"name", "prompt_template", "enabled"})
 
-    @extend_schema(operation_id="triggers_delete", responses={204: None}, tags=TAGS)
-    def delete(self, request: Request, trigger_id: uuid.UUID) -> Response:
-        actor = get_actor(request)
-        trigger_delete(actor=actor, trigger=access_trigger(actor=actor, trigger_id=trigger_id))
-        return Response(status=204)
+    def fetch(self, actor: Actor, pk: Any) -> InboundTrigger:
+        return access_trigger(actor=actor, trigger_id=pk)
+
+    def update(self, actor: Actor, row: InboundTrigger, values: dict[str, Any]) -> InboundTrigger:
+        return trigger_update(actor=actor, trigger=row, values=values)
+
+    def destroy(self, actor: Actor, row: InboundTrigger) -> None:
+        trigger_delete(actor=actor, trigger=row)
 
 
 class TriggerRateThrottle(BaseThrottle):

@@ -1,10 +1,13 @@
 import uuid
+from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
+from apps.tasks.api.crud import AccessDetailView, SecretListCreateView
 from apps.tasks.api.serializers import (
     SecretRotateSerializer,
     SecretSerializer,
@@ -14,6 +17,7 @@ from apps.tasks.api.serializers import (
     WebhookEndpointSerializer,
     WebhookEndpointWriteSerializer,
 )
+from apps.tasks.models import WebhookEndpoint
 from apps.tasks.selectors import (
     access_webhook_delivery,
     access_webhook_endpoint,
@@ -28,76 +32,68 @@ from apps.tasks.services import (
     webhook_secret_rotate,
     webhook_test_send,
 )
-from apps.users.actors import get_actor
+from apps.users.actors import Actor, get_actor
 
 TAGS = ["webhooks"]
 
 
-class EndpointListView(ApiView):
-    scope_area = "tasks"
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="webhooks_endpoints_list",
         responses=WebhookEndpointSerializer(many=True),
         tags=TAGS,
-    )
-    def get(self, request: Request) -> Response:
-        qs = webhook_endpoint_list(actor=get_actor(request))
-        return self.paginate(request, qs, lambda p: WebhookEndpointSerializer(p, many=True).data)
-
-    @extend_schema(
+    ),
+    post=extend_schema(
         operation_id="webhooks_endpoints_create",
         request=WebhookEndpointWriteSerializer,
         responses={201: WebhookEndpointCreatedSerializer},
         tags=TAGS,
         description="The response holds the signing secret: it is shown only this once.",
-    )
-    def post(self, request: Request) -> Response:
-        serializer = WebhookEndpointWriteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
-        endpoint, secret = webhook_endpoint_create(
-            actor=get_actor(request),
+    ),
+)
+class EndpointListView(SecretListCreateView):
+    read_serializer = WebhookEndpointSerializer
+    write_serializer = WebhookEndpointWriteSerializer
+
+    def rows(self, actor: Actor) -> QuerySet[WebhookEndpoint]:
+        return webhook_endpoint_list(actor=actor)
+
+    def create(self, actor: Actor, values: dict[str, Any]) -> tuple[WebhookEndpoint, str]:
+        return webhook_endpoint_create(
+            actor=actor,
             url=values["url"],
             event_types=values["event_types"],
             description=values.get("description", ""),
         )
-        data = {**WebhookEndpointSerializer(endpoint).data, "secret": secret}
-        return Response(data, status=201)
 
 
-class EndpointDetailView(ApiView):
-    scope_area = "tasks"
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="webhooks_endpoints_get", responses=WebhookEndpointSerializer, tags=TAGS
-    )
-    def get(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        endpoint = access_webhook_endpoint(actor=get_actor(request), endpoint_id=endpoint_id)
-        return Response(WebhookEndpointSerializer(endpoint).data)
-
-    @extend_schema(
+    ),
+    patch=extend_schema(
         operation_id="webhooks_endpoints_update",
         request=WebhookEndpointWriteSerializer(partial=True),
         responses=WebhookEndpointSerializer,
         tags=TAGS,
-    )
-    def patch(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        actor = get_actor(request)
-        endpoint = access_webhook_endpoint(actor=actor, endpoint_id=endpoint_id)
-        serializer = WebhookEndpointWriteSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        endpoint = webhook_endpoint_update(
-            actor=actor, endpoint=endpoint, values=dict(serializer.validated_data)
-        )
-        return Response(WebhookEndpointSerializer(endpoint).data)
+    ),
+    delete=extend_schema(
+        operation_id="webhooks_endpoints_delete", responses={204: None}, tags=TAGS
+    ),
+)
+class EndpointDetailView(AccessDetailView):
+    lookup = "endpoint_id"
+    read_serializer = WebhookEndpointSerializer
+    write_serializer = WebhookEndpointWriteSerializer
 
-    @extend_schema(operation_id="webhooks_endpoints_delete", responses={204: None}, tags=TAGS)
-    def delete(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        actor = get_actor(request)
-        endpoint = access_webhook_endpoint(actor=actor, endpoint_id=endpoint_id)
-        webhook_endpoint_delete(actor=actor, endpoint=endpoint)
-        return Response(status=204)
+    def fetch(self, actor: Actor, pk: Any) -> WebhookEndpoint:
+        return access_webhook_endpoint(actor=actor, endpoint_id=pk)
+
+    def update(self, actor: Actor, row: WebhookEndpoint, values: dict[str, Any]) -> WebhookEndpoint:
+        return webhook_endpoint_update(actor=actor, endpoint=row, values=values)
+
+    def destroy(self, actor: Actor, row: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(actor=actor, endpoint=row)
 
 
 class EndpointRotateSecretView(ApiView):
