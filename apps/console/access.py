@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict
 from django.shortcuts import render
 
 from apps.core.exceptions import ApplicationError, NotFound, PermissionDenied
@@ -80,3 +80,9 @@ def writes_need(role: Role) -> Callable[[View], View]:
         return wrapped
 
     return decorate
+
+
+def posted(request: HttpRequest) -> QueryDict | None:
+    """A POST's data, even empty (a form posted without a field is bound, so it says what
+    is missing), None for any other method."""
+    return request.POST if request.method == "POST" else None

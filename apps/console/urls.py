@@ -2,6 +2,7 @@ from django.urls import path
 
 from apps.console.views import agents, chat, home, knowledge, settings
 from apps.console.views import tasks as task_pages
+from apps.console.views import tools as tool_pages
 from apps.console.views import webhooks as webhook_pages
 
 app_name = "console"
@@ -119,4 +120,24 @@ urlpatterns = [
     path(
         "triggers/<uuid:trigger_id>/delete", task_pages.trigger_delete_view, name="trigger_delete"
     ),
+    # --- Tools, skills and MCP servers (apps/console/views/tools.py) ---
+    path("tools/", tool_pages.tool_index, name="tools"),
+    path("tools/<uuid:tool_id>/", tool_pages.tool_detail, name="tool"),
+    path("skills/", tool_pages.skill_index, name="skills"),
+    path("skills/<uuid:skill_id>/", tool_pages.skill_detail, name="skill"),
+    path("skills/<uuid:skill_id>/delete", tool_pages.skill_delete_view, name="skill_delete"),
+    path("mcp/", tool_pages.mcp_index, name="mcp"),
+    path("mcp/oauth/callback", tool_pages.mcp_oauth_callback, name="mcp_oauth_callback"),
+    path("mcp/<uuid:mcp_server_id>/", tool_pages.mcp_server_detail, name="mcp_server"),
+    path(
+        "mcp/<uuid:mcp_server_id>/refresh",
+        tool_pages.mcp_server_refresh_view,
+        name="mcp_server_refresh",
+    ),
+    path(
+        "mcp/<uuid:mcp_server_id>/delete",
+        tool_pages.mcp_server_delete_view,
+        name="mcp_server_delete",
+    ),
+    path("mcp/<uuid:mcp_server_id>/connect", tool_pages.mcp_oauth_connect, name="mcp_connect"),
 ]

@@ -5,6 +5,7 @@ Screenshots go to test-output/console/ (not committed)."""
 import pytest
 
 from tests.console.test_browser import browser, shot, signed_in  # noqa: F401
+from tests.skills.conftest import mcp_http  # noqa: F401
 from tests.tasks.conftest import receiver  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -109,3 +110,46 @@ def test_task_run_now_webhook_secret_once_and_a_trigger(
     assert "/api/v1/triggers/" in page.locator("#trigger-url").inner_text()
     assert "curl -X POST" in page.locator("#curl").inner_text()
     shot(page, "triggers-01-created")
+
+
+def test_mcp_server_tools_and_skills(signed_in, mcp_http, tmp_path):  # noqa: F811
+    from tests.skills.factories import skill_zip
+
+    page = signed_in
+    # An MCP server over HTTP: added, its tools discovered; one of them run from its page.
+    page.goto("/mcp/")
+    assert page.get_by_text("No MCP server yet").is_visible()
+    page.fill("#id_name", "demo")
+    page.fill("#id_url", mcp_http.url)
+    page.get_by_role("button", name="Add and connect").click()
+    page.wait_for_url("**/mcp/*/")
+    assert page.locator("#server-tools").get_by_text("demo_echo").is_visible()
+    shot(page, "mcp-01-server")
+    page.goto("/mcp/")
+    assert page.locator("#servers").get_by_text("connected").is_visible()
+    shot(page, "mcp-02-list")
+    page.goto("/tools/")
+    assert page.locator("#tools").get_by_text("http_request").is_visible()
+    shot(page, "tools-01-list")
+    page.locator("#tools").get_by_role("link", name="demo_echo").click()
+    page.fill("#id_arguments", '{"text": 5}')
+    page.get_by_role("button", name="Run", exact=True).click()
+    assert page.locator(".errorlist").get_by_text("text").first.is_visible()
+    page.fill("#id_arguments", '{"text": "hello"}')
+    page.get_by_role("button", name="Run", exact=True).click()
+    assert page.locator("#result").get_by_text("echo: hello").is_visible()
+    shot(page, "tools-02-run")
+
+    # A skill bundle uploaded, then viewed.
+    bundle = tmp_path / "pdf-tools.zip"
+    bundle.write_bytes(skill_zip())
+    page.goto("/skills/")
+    assert page.get_by_text("No skills yet").is_visible()
+    page.set_input_files("#id_bundle", str(bundle))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("**/skills/*/")
+    assert page.locator("#files").get_by_text("scripts/extract.py").is_visible()
+    shot(page, "skills-01-detail")
+    page.goto("/skills/")
+    assert page.locator("#skills").get_by_text("pdf-tools").is_visible()
+    shot(page, "skills-02-list")

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.agents.selectors import agent_list
-from apps.console.access import console_view, error_message, writes_need
+from apps.console.access import console_view, error_message, posted, writes_need
 from apps.console.forms_tasks import TaskForm, TriggerForm, add_service_error
 from apps.core.exceptions import ApplicationError
 from apps.tasks.selectors import (
@@ -56,7 +56,7 @@ def task_index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def task_new(request: HttpRequest) -> HttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
-    form = TaskForm(request.POST or None, agents=_agent_choices(actor))
+    form = TaskForm(posted(request), agents=_agent_choices(actor))
     if request.method == "POST" and form.is_valid():
         try:
             task = task_create(
@@ -96,7 +96,7 @@ def task_edit(request: HttpRequest, task_id: uuid.UUID) -> HttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
     task = access_task(actor=actor, task_id=task_id)
     form = TaskForm(
-        request.POST or None, agents=_agent_choices(actor), initial=TaskForm.initial_for(task)
+        posted(request), agents=_agent_choices(actor), initial=TaskForm.initial_for(task)
     )
     if request.method == "POST" and form.is_valid():
         values = {**form.values(), "agent_id": form.cleaned_data["agent"]}
@@ -167,7 +167,7 @@ def task_delete(request: HttpRequest, task_id: uuid.UUID) -> HttpResponse:
 
 def _trigger_form(request: HttpRequest, actor: Actor) -> TriggerForm:
     tasks = [(str(pk), name) for pk, name in task_list(actor=actor).values_list("id", "name")]
-    return TriggerForm(request.POST or None, agents=_agent_choices(actor), tasks=tasks)
+    return TriggerForm(posted(request), agents=_agent_choices(actor), tasks=tasks)
 
 
 @console_view

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.console.access import console_view, error_message, writes_need
+from apps.console.access import console_view, error_message, posted, writes_need
 from apps.console.forms_tasks import WebhookEndpointForm, add_service_error
 from apps.core.exceptions import ApplicationError
 from apps.tasks.selectors import (
@@ -42,7 +42,7 @@ def _hand_secret(request: HttpRequest, endpoint_id: uuid.UUID, secret: str) -> N
 @require_http_methods(["GET", "POST"])
 def webhook_index(request: HttpRequest) -> HttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
-    form = WebhookEndpointForm(request.POST or None)
+    form = WebhookEndpointForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:
             endpoint, secret = webhook_endpoint_create(actor=actor, **form.cleaned_data)
