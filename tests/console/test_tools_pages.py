@@ -255,3 +255,29 @@ def test_list_pages_make_a_bounded_number_of_queries(
             assert owner_client.get(reverse(name)).status_code == 200
     with django_assert_max_num_queries(10):
         assert owner_client.get(reverse("console:mcp_server", args=[server.id])).status_code == 200
+
+
+def test_a_viewer_reads_but_cannot_run_upload_or_add(client, workspace, server, skill):
+    from apps.users.choices import Role
+    from tests.users.factories import UserFactory, add_member
+
+    viewer = UserFactory(email="vera@example.com")
+    add_member(workspace=workspace, user=viewer, role=Role.VIEWER)
+    client.force_login(viewer)
+    client.post(reverse("console:workspace_switch"), {"workspace": workspace.id})
+    echo = Tool.objects.get(mcp_server=server, remote_name="echo")
+    for name, args in (("console:tools", []), ("console:skills", []), ("console:mcp", [])):
+        assert client.get(reverse(name, args=args)).status_code == 200
+    assert client.get(reverse("console:mcp_server", args=[server.id])).status_code == 200
+    writes = [
+        (reverse("console:tool", args=[echo.id]), {"arguments": '{"text": "x"}'}),
+        (reverse("console:skills"), {"bundle": zip_upload(skill_zip())}),
+        (reverse("console:skill_delete", args=[skill.id]), {}),
+        (reverse("console:mcp"), {"name": "x", "url": "https://mcp.example.com/mcp"}),
+        (reverse("console:mcp_server_delete", args=[server.id]), {}),
+    ]
+    for url, data in writes:
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert b"Not allowed" in response.content
+    assert McpServer.objects.count() == 1 and Skill.objects.count() == 1
