@@ -1,9 +1,10 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
 
 
-class AgentGrantInline(admin.TabularInline):
+class AgentGrantInline(TabularInline):
     model = AgentGrant
     fk_name = "agent"
     extra = 0
@@ -12,7 +13,7 @@ class AgentGrantInline(admin.TabularInline):
     readonly_fields = ["created_at"]
 
 
-class AgentVersionInline(admin.TabularInline):
+class AgentVersionInline(TabularInline):
     model = AgentVersion
     extra = 0
     can_delete = False
@@ -26,7 +27,7 @@ class AgentVersionInline(admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(ModelAdmin):
     list_display = [
         "name",
         "slug",
@@ -92,7 +93,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentVersion)
-class AgentVersionAdmin(admin.ModelAdmin):
+class AgentVersionAdmin(ModelAdmin):
     list_display = ["agent", "number", "note", "created_by", "created_at"]
     search_fields = ["agent__name", "agent__slug", "note"]
     raw_id_fields = ["agent", "created_by"]
@@ -106,7 +107,7 @@ class AgentVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentJob)
-class AgentJobAdmin(admin.ModelAdmin):
+class AgentJobAdmin(ModelAdmin):
     list_display = ["kind", "status", "workspace", "created_by", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
     search_fields = ["created_by__email", "workspace__name", "error_code"]

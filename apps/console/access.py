@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict
 from django.shortcuts import render
 
 from apps.core.exceptions import ApplicationError, NotFound, PermissionDenied
 from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
+from apps.users.choices import Role
 from apps.users.exceptions import WorkspaceNotFound
 from apps.users.models import User
 
@@ -63,3 +64,25 @@ def error_message(exc: ApplicationError) -> str:
     """A domain error as one readable line, with the fields it names."""
     fields = [d["message"] for d in exc.details if d.get("message") and d["message"] != exc.message]
     return " ".join([exc.message, *fields])
+
+
+def writes_need(role: Role) -> Callable[[View], View]:
+    """Inside `console_view`: a POST by a role below `role` gets the 403 page saying why
+    before its form is read (the services check the same role again)."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method == "POST":
+                request.actor.require_role(role)  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def posted(request: HttpRequest) -> QueryDict | None:
+    """A POST's data, even empty (a form posted without a field is bound, so it says what
+    is missing), None for any other method."""
+    return request.POST if request.method == "POST" else None

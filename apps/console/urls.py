@@ -1,6 +1,9 @@
 from django.urls import path
 
 from apps.console.views import agents, chat, home, knowledge, settings
+from apps.console.views import tasks as task_pages
+from apps.console.views import tools as tool_pages
+from apps.console.views import webhooks as webhook_pages
 
 app_name = "console"
 
@@ -92,4 +95,49 @@ urlpatterns = [
     path("settings/members", settings.members, name="members"),
     path("settings/usage", settings.usage, name="usage"),
     path("settings/usage.csv", settings.usage_csv, name="usage_csv"),
+    # --- Tasks, webhooks and triggers (apps/console/views/tasks.py, webhooks.py) ---
+    path("tasks/", task_pages.task_index, name="tasks"),
+    path("tasks/new", task_pages.task_new, name="task_new"),
+    path("tasks/<uuid:task_id>/", task_pages.task_detail, name="task"),
+    path("tasks/<uuid:task_id>/edit", task_pages.task_edit, name="task_edit"),
+    path("tasks/<uuid:task_id>/enable", task_pages.task_enable, name="task_enable"),
+    path("tasks/<uuid:task_id>/run", task_pages.task_run, name="task_run"),
+    path("tasks/<uuid:task_id>/delete", task_pages.task_delete, name="task_delete"),
+    path("webhooks/", webhook_pages.webhook_index, name="webhooks"),
+    path("webhooks/<uuid:endpoint_id>/", webhook_pages.webhook_detail, name="webhook"),
+    path("webhooks/<uuid:endpoint_id>/rotate", webhook_pages.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/<uuid:endpoint_id>/enable", webhook_pages.webhook_enable, name="webhook_enable"),
+    path("webhooks/<uuid:endpoint_id>/test", webhook_pages.webhook_test, name="webhook_test"),
+    path("webhooks/<uuid:endpoint_id>/delete", webhook_pages.webhook_delete, name="webhook_delete"),
+    path(
+        "webhooks/<uuid:endpoint_id>/deliveries/<uuid:delivery_id>/redeliver",
+        webhook_pages.webhook_redeliver_view,
+        name="webhook_redeliver",
+    ),
+    path("triggers/", task_pages.trigger_index, name="triggers"),
+    path("triggers/<uuid:trigger_id>/", task_pages.trigger_detail, name="trigger"),
+    path("triggers/<uuid:trigger_id>/enable", task_pages.trigger_enable, name="trigger_enable"),
+    path(
+        "triggers/<uuid:trigger_id>/delete", task_pages.trigger_delete_view, name="trigger_delete"
+    ),
+    # --- Tools, skills and MCP servers (apps/console/views/tools.py) ---
+    path("tools/", tool_pages.tool_index, name="tools"),
+    path("tools/<uuid:tool_id>/", tool_pages.tool_detail, name="tool"),
+    path("skills/", tool_pages.skill_index, name="skills"),
+    path("skills/<uuid:skill_id>/", tool_pages.skill_detail, name="skill"),
+    path("skills/<uuid:skill_id>/delete", tool_pages.skill_delete_view, name="skill_delete"),
+    path("mcp/", tool_pages.mcp_index, name="mcp"),
+    path("mcp/oauth/callback", tool_pages.mcp_oauth_callback, name="mcp_oauth_callback"),
+    path("mcp/<uuid:mcp_server_id>/", tool_pages.mcp_server_detail, name="mcp_server"),
+    path(
+        "mcp/<uuid:mcp_server_id>/refresh",
+        tool_pages.mcp_server_refresh_view,
+        name="mcp_server_refresh",
+    ),
+    path(
+        "mcp/<uuid:mcp_server_id>/delete",
+        tool_pages.mcp_server_delete_view,
+        name="mcp_server_delete",
+    ),
+    path("mcp/<uuid:mcp_server_id>/connect", tool_pages.mcp_oauth_connect, name="mcp_connect"),
 ]

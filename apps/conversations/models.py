@@ -166,6 +166,8 @@ class MessageFeedback(BaseModel):
     comment = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = "message feedback"
+        verbose_name_plural = "message feedback"
         constraints = [
             models.UniqueConstraint(fields=["message", "user"], name="feedback_one_per_user")
         ]

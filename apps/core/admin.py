@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin
 
 from apps.core.models import IdempotencyRecord, SystemSettings
 
 
 @admin.register(SystemSettings)
-class SystemSettingsAdmin(admin.ModelAdmin):
+class SystemSettingsAdmin(ModelAdmin):
     list_display = ["__str__", "allow_registration", "updated_at", "updated_by"]
     readonly_fields = ["updated_at", "updated_by"]
 
@@ -21,7 +22,7 @@ class SystemSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ModelAdmin):
     list_display = ["key", "owner", "status_code", "created_at"]
     list_filter = ["status_code"]
     search_fields = ["key", "owner"]

@@ -1,10 +1,11 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from apps.files.models import File
 
 
 @admin.register(File)
-class FileAdmin(admin.ModelAdmin):
+class FileAdmin(ModelAdmin):
     list_display = ("name", "path", "origin", "kind", "size", "status", "workspace", "owner")
     list_filter = ("origin", "kind", "status")
     search_fields = ("name", "path", "sha256")

@@ -1,10 +1,11 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from apps.knowledge.models import Chunk, Document, KnowledgeBase, UploadBatch
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(admin.ModelAdmin):
+class KnowledgeBaseAdmin(ModelAdmin):
     list_display = ["name", "workspace", "language", "search_mode", "created_at"]
     list_filter = ["language", "search_mode"]
     search_fields = ["name", "workspace__name"]
@@ -12,7 +13,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ModelAdmin):
     list_display = ["name", "knowledge_base", "kind", "status", "chunk_count", "created_at"]
     list_filter = ["status", "kind", "source"]
     search_fields = ["name", "checksum"]
@@ -30,11 +31,15 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Chunk)
-class ChunkAdmin(admin.ModelAdmin):
+class ChunkAdmin(ModelAdmin):
     list_display = ["__str__", "knowledge_base", "position", "token_count", "enabled"]
     list_filter = ["enabled", "manual"]
     raw_id_fields = ["knowledge_base", "document"]
     exclude = ["embedding"]
 
 
-admin.site.register(UploadBatch)
+@admin.register(UploadBatch)
+class UploadBatchAdmin(ModelAdmin):
+    list_display = ["__str__", "knowledge_base", "created_by", "created_at"]
+    search_fields = ["knowledge_base__name"]
+    raw_id_fields = ["knowledge_base", "created_by"]

@@ -78,6 +78,10 @@ class UploadBatch(BaseModel):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    class Meta:
+        verbose_name = "upload batch"
+        verbose_name_plural = "upload batches"
+
     def __str__(self) -> str:
         return f"batch {self.id}"
 

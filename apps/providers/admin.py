@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.core.exceptions import ApplicationError
 from apps.core.outbound import check_url
@@ -71,7 +72,7 @@ class ProviderKeyForm(forms.ModelForm):
         return super().save(commit=commit)  # type: ignore[no-any-return]
 
 
-class ProviderKeyInline(admin.TabularInline):
+class ProviderKeyInline(TabularInline):
     model = ProviderKey
     form = ProviderKeyForm
     extra = 0
@@ -79,7 +80,7 @@ class ProviderKeyInline(admin.TabularInline):
     readonly_fields = ["last4", "last_used_at", "last_error_code"]
 
 
-class ProviderModelInline(admin.TabularInline):
+class ProviderModelInline(TabularInline):
     model = ProviderModel
     extra = 0
     fields = [
@@ -97,7 +98,7 @@ class ProviderModelInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ModelAdmin):
     form = ProviderForm
     list_display = ["name", "kind", "workspace", "base_url", "is_enabled", "created_at"]
     list_filter = ["kind", "is_enabled", ("workspace", admin.EmptyFieldListFilter)]
@@ -107,7 +108,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderModel)
-class ProviderModelAdmin(admin.ModelAdmin):
+class ProviderModelAdmin(ModelAdmin):
     list_display = ["name", "provider", "kind", "is_enabled", "context_window", "dimensions"]
     list_filter = ["kind", "is_enabled"]
     search_fields = ["name", "provider__name"]
@@ -115,14 +116,14 @@ class ProviderModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(DefaultModel)
-class DefaultModelAdmin(admin.ModelAdmin):
+class DefaultModelAdmin(ModelAdmin):
     list_display = ["kind", "workspace", "model"]
     list_filter = ["kind", ("workspace", admin.EmptyFieldListFilter)]
     raw_id_fields = ["workspace", "model"]
 
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ModelAdmin):
     list_display = [
         "created_at",
         "workspace",

@@ -1,10 +1,11 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.skills.models import McpServer, OpenApiSource, Skill, SkillVersion, StdioCommand, Tool
 
 
 @admin.register(StdioCommand)
-class StdioCommandAdmin(admin.ModelAdmin):
+class StdioCommandAdmin(ModelAdmin):
     """The operator's registry of stdio MCP server commands: the only way a stdio server
     can be run. Environment values are stored encrypted."""
 
@@ -14,7 +15,7 @@ class StdioCommandAdmin(admin.ModelAdmin):
 
 
 @admin.register(McpServer)
-class McpServerAdmin(admin.ModelAdmin):
+class McpServerAdmin(ModelAdmin):
     list_display = ["name", "workspace", "transport", "status", "last_checked_at"]
     list_filter = ["transport", "status"]
     search_fields = ["name", "url"]
@@ -23,19 +24,19 @@ class McpServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tool)
-class ToolAdmin(admin.ModelAdmin):
+class ToolAdmin(ModelAdmin):
     list_display = ["name", "workspace", "source", "enabled", "available"]
     list_filter = ["source", "enabled"]
     search_fields = ["name"]
 
 
 @admin.register(OpenApiSource)
-class OpenApiSourceAdmin(admin.ModelAdmin):
+class OpenApiSourceAdmin(ModelAdmin):
     list_display = ["name", "workspace", "base_url", "auth_type"]
     exclude = ["credential"]
 
 
-class SkillVersionInline(admin.TabularInline):
+class SkillVersionInline(TabularInline):
     model = SkillVersion
     extra = 0
     fields = ["number", "name", "source", "total_size", "created_at"]
@@ -44,7 +45,7 @@ class SkillVersionInline(admin.TabularInline):
 
 
 @admin.register(Skill)
-class SkillAdmin(admin.ModelAdmin):
+class SkillAdmin(ModelAdmin):
     """Skills; those without a workspace are system skills offered to every workspace
     (create them with `manage.py skill_install`)."""
 

@@ -57,7 +57,9 @@ class McpServer(BaseModel):
     oauth_client_info = EncryptedTextField(blank=True, default="")
     oauth_tokens = EncryptedTextField(blank=True, default="")
     oauth_pending = EncryptedTextField(blank=True, default="")
-    oauth_state_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    oauth_state_hash = models.CharField(
+        max_length=64, blank=True, db_index=True, verbose_name="OAuth state hash"
+    )
     timeout_seconds = models.PositiveIntegerField(default=60)
     status = models.CharField(max_length=24, choices=McpStatus.choices, default=McpStatus.PENDING)
     status_reason = models.CharField(max_length=1000, blank=True)
@@ -70,6 +72,8 @@ class McpServer(BaseModel):
     )
 
     class Meta:
+        verbose_name = "MCP server"
+        verbose_name_plural = "MCP servers"
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="mcp_server_name_unique")
@@ -99,6 +103,8 @@ class OpenApiSource(BaseModel):
     )
 
     class Meta:
+        verbose_name = "OpenAPI source"
+        verbose_name_plural = "OpenAPI sources"
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="openapi_source_name_unique")
@@ -119,10 +125,20 @@ class Tool(BaseModel):
     source = models.CharField(max_length=10, choices=ToolSource.choices)
     builtin = models.CharField(max_length=20, choices=BuiltinTool.choices, blank=True)
     mcp_server = models.ForeignKey(
-        McpServer, null=True, blank=True, on_delete=models.CASCADE, related_name="tools"
+        McpServer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tools",
+        verbose_name="MCP server",
     )
     openapi_source = models.ForeignKey(
-        OpenApiSource, null=True, blank=True, on_delete=models.CASCADE, related_name="tools"
+        OpenApiSource,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tools",
+        verbose_name="OpenAPI source",
     )
     remote_name = models.CharField(max_length=200, blank=True, help_text="Name on the MCP server.")
     operation = models.JSONField(default=dict, blank=True, help_text="OpenAPI method/path/params.")

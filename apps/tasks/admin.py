@@ -1,4 +1,5 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin, TabularInline
 
 from apps.tasks.models import (
     InboundTrigger,
@@ -10,7 +11,7 @@ from apps.tasks.models import (
 )
 
 
-class TaskExecutionInline(admin.TabularInline):
+class TaskExecutionInline(TabularInline):
     model = TaskExecution
     extra = 0
     can_delete = False
@@ -25,7 +26,7 @@ class TaskExecutionInline(admin.TabularInline):
 
 
 @admin.register(ScheduledTask)
-class ScheduledTaskAdmin(admin.ModelAdmin):
+class ScheduledTaskAdmin(ModelAdmin):
     list_display = [
         "name",
         "workspace",
@@ -44,7 +45,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(TaskExecution)
-class TaskExecutionAdmin(admin.ModelAdmin):
+class TaskExecutionAdmin(ModelAdmin):
     list_display = ["task", "due_at", "trigger", "status", "attempts", "error_code", "finished_at"]
     list_filter = ("status", "trigger")
     search_fields = ["task__name", "error_code"]
@@ -52,7 +53,7 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in TaskExecution._meta.fields]
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
@@ -65,7 +66,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ModelAdmin):
     list_display = ["url", "workspace", "enabled", "consecutive_failures", "last_success_at"]
     list_filter = ("enabled",)
     search_fields = ["url", "description", "workspace__name"]
@@ -76,7 +77,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ModelAdmin):
     list_display = [
         "event",
         "endpoint",
@@ -92,7 +93,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(InboundTrigger)
-class InboundTriggerAdmin(admin.ModelAdmin):
+class InboundTriggerAdmin(ModelAdmin):
     list_display = ["name", "workspace", "agent", "task", "enabled", "last_called_at"]
     list_filter = ("enabled",)
     search_fields = ["name", "workspace__name"]

@@ -177,6 +177,8 @@ class WebhookDelivery(BaseModel, Job):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due_idx")]
 
     def __str__(self) -> str:

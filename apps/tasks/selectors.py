@@ -4,7 +4,7 @@ of another workspace."""
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.tasks.exceptions import (
     ExecutionNotFound,
@@ -21,6 +21,7 @@ from apps.tasks.models import (
     WebhookEndpoint,
 )
 from apps.users.actors import Actor
+from apps.users.models import AuditEvent
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -35,6 +36,17 @@ def task_list(*, actor: Actor, archived: bool = False) -> QuerySet[ScheduledTask
     return ScheduledTask.objects.filter(
         workspace_id=actor.workspace_id, archived_at__isnull=not archived
     ).order_by("-created_at")
+
+
+def task_overview(*, actor: Actor) -> QuerySet[ScheduledTask]:
+    """The workspace's tasks for a list page: with their agent and the status of their
+    latest execution (`last_status`), in one query."""
+    latest = TaskExecution.objects.filter(task=OuterRef("pk")).order_by("-created_at")
+    return (
+        task_list(actor=actor)
+        .select_related("agent")
+        .annotate(last_status=Subquery(latest.values("status")[:1]))
+    )
 
 
 def access_task(*, actor: Actor, task_id: Any) -> ScheduledTask:
@@ -111,3 +123,14 @@ def access_trigger(*, actor: Actor, trigger_id: Any) -> InboundTrigger:
     if trigger is None:
         raise TriggerNotFound()
     return trigger
+
+
+def trigger_calls(*, trigger: InboundTrigger, limit: int = 20) -> QuerySet[AuditEvent]:
+    """The latest calls of an accessed trigger, as audited (outcome, IP, run), newest
+    first."""
+    return AuditEvent.objects.filter(
+        workspace_id=trigger.workspace_id,
+        action="trigger.call",
+        target_type="trigger",
+        target_id=str(trigger.id),
+    ).order_by("-created_at")[:limit]

@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from apps.users.actors import Actor
 from apps.users.choices import Role
@@ -23,7 +25,7 @@ from apps.users.models import (
 from apps.users.services import api_key_create, audit_record, user_create
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -32,7 +34,10 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
     list_display = ["email", "name", "is_active", "is_staff", "date_joined", "last_login"]
     list_filter = ["is_active", "is_staff", "is_superuser"]
@@ -66,7 +71,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ModelAdmin):
     list_display = ["name", "is_personal", "created_by", "created_at"]
     list_filter = ["is_personal", "created_at"]
     search_fields = ["name", "created_by__email", "id"]
@@ -75,7 +80,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "workspace__name"]
@@ -104,7 +109,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     """Keys without their secrets (only a hash is stored); operators can revoke them, and
     add one: its secret is shown once, on the page after the form."""
 
@@ -183,7 +188,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ModelAdmin):
     """The audit trail, read-only."""
 
     list_display = ["created_at", "action", "actor_email", "workspace_id", "target_type", "ip"]
@@ -268,7 +273,7 @@ class DynamicClientRegistrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkspaceSecurity)
-class WorkspaceSecurityAdmin(admin.ModelAdmin):
+class WorkspaceSecurityAdmin(ModelAdmin):
     """Per-workspace security policy, e.g. MFA required for admins."""
 
     list_display = ["workspace", "require_admin_mfa", "updated_at"]
@@ -278,7 +283,7 @@ class WorkspaceSecurityAdmin(admin.ModelAdmin):
 
 
 @admin.register(OAuthClient)
-class OAuthClientAdmin(admin.ModelAdmin):
+class OAuthClientAdmin(ModelAdmin):
     """Which workspace an OAuth2 application belongs to (apps registered in the admin
     get one here to be usable with client credentials)."""
 

@@ -168,6 +168,10 @@ class OAuthClient(BaseModel):
     )
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="oauth_clients")
 
+    class Meta:
+        verbose_name = "OAuth client"
+        verbose_name_plural = "OAuth clients"
+
     def __str__(self) -> str:
         return f"{self.application} in {self.workspace}"
 
@@ -202,6 +206,10 @@ class OAuthWorkspaceBinding(BaseModel):
         related_name="workspace_binding",
     )
 
+    class Meta:
+        verbose_name = "OAuth workspace binding"
+        verbose_name_plural = "OAuth workspace bindings"
+
     def __str__(self) -> str:
         return f"binding to {self.workspace_id}"
 
@@ -218,6 +226,10 @@ class OAuthCodeUse(BaseModel):
     access_token = models.ForeignKey(
         "oauth2_provider.AccessToken", on_delete=models.CASCADE, related_name="+"
     )
+
+    class Meta:
+        verbose_name = "OAuth code use"
+        verbose_name_plural = "OAuth code uses"
 
     def __str__(self) -> str:
         return f"code {self.code_hash[:8]}…"

@@ -27,7 +27,10 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # The operator's admin theme (docs/console.md, "The operator"): before the admin so its
+    # templates win; the admin's site is the operator's (an unfold site).
+    "unfold.apps.BasicAppConfig",
+    "apps.console.admin_apps.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,6 +99,23 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- The operator's admin (django-unfold; apps/console/admin_site.py) ---------------------
+UNFOLD = {
+    "SITE_TITLE": "Agent Platform admin",
+    "SITE_HEADER": "Agent Platform admin",
+    "SITE_SUBHEADER": "Operator console",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "smart_toy",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": True,
+    "DASHBOARD_CALLBACK": "apps.console.admin_site.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": "apps.console.admin_site.sidebar_navigation",
+    },
+}
 
 # --- Database -------------------------------------------------------------------------
 # SQLite in the embedded profile: WAL so readers never block the writer, a busy timeout
