@@ -522,51 +522,47 @@ class OutboundEvent(Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class RunCompletedNotice(OutboundEvent):
-    """A run ended with an answer (`message_id` null when it has no answer message)."""
+class _RunNotice(OutboundEvent):
+    """The fields every run event starts with (not an event itself)."""
 
-    type: ClassVar[str] = "run.completed"
     run_id: uuid.UUID
     conversation_id: uuid.UUID
     agent_id: uuid.UUID
     status: str
     usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompletedNotice(_RunNotice):
+    """A run ended with an answer (`message_id` null when it has no answer message)."""
+
+    type: ClassVar[str] = "run.completed"
     message_id: uuid.UUID | None
     answer: str
 
 
 @dataclass(frozen=True, slots=True)
-class RunFailedNotice(OutboundEvent):
+class RunFailedNotice(_RunNotice):
     """A run failed (the `code` is one of the run's error codes, e.g. `run_timeout`)."""
 
     type: ClassVar[str] = "run.failed"
-    run_id: uuid.UUID
-    conversation_id: uuid.UUID
-    agent_id: uuid.UUID
-    status: str
-    usage: Usage
     error: RunError
 
 
 @dataclass(frozen=True, slots=True)
-class RunRequiresActionNotice(OutboundEvent):
+class RunRequiresActionNotice(_RunNotice):
     """A run waits for a decision on tool calls that need approval (`pending`); post the
     decisions to `POST /api/v1/runs/{run_id}/approvals`."""
 
     type: ClassVar[str] = "run.requires_action"
-    run_id: uuid.UUID
-    conversation_id: uuid.UUID
-    agent_id: uuid.UUID
-    status: str
-    usage: Usage
     pending: list[PendingCall]
 
 
 @dataclass(frozen=True, slots=True)
-class TaskExecutionCompletedNotice(OutboundEvent):
-    """A scheduled task's execution succeeded (`trigger`: schedule, manual or trigger)."""
+class _TaskExecutionNotice(OutboundEvent):
+    """The fields every task execution event starts with (not an event itself);
+    `trigger`: schedule, manual or trigger."""
 
-    type: ClassVar[str] = "task.execution.completed"
     task_id: uuid.UUID
     task_name: str
     execution_id: uuid.UUID
@@ -576,23 +572,21 @@ class TaskExecutionCompletedNotice(OutboundEvent):
     attempts: int
     run_id: uuid.UUID | None
     conversation_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExecutionCompletedNotice(_TaskExecutionNotice):
+    """A scheduled task's execution succeeded (`trigger`: schedule, manual or trigger)."""
+
+    type: ClassVar[str] = "task.execution.completed"
     answer: str
 
 
 @dataclass(frozen=True, slots=True)
-class TaskExecutionFailedNotice(OutboundEvent):
+class TaskExecutionFailedNotice(_TaskExecutionNotice):
     """A scheduled task's execution failed for good (after its retries)."""
 
     type: ClassVar[str] = "task.execution.failed"
-    task_id: uuid.UUID
-    task_name: str
-    execution_id: uuid.UUID
-    due_at: datetime
-    trigger: str
-    status: str
-    attempts: int
-    run_id: uuid.UUID | None
-    conversation_id: uuid.UUID | None
     error: RunError
 
 

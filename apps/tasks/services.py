@@ -606,33 +606,23 @@ def _on_execution_finished(execution: TaskExecution) -> None:
     """The execution's outbound event, in the transaction of its terminal transition."""
     if execution.status not in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
         return
+    common: dict[str, Any] = {
+        "task_id": execution.task_id,
+        "task_name": execution.task.name,
+        "execution_id": execution.id,
+        "due_at": execution.due_at,
+        "trigger": str(execution.trigger),
+        "status": str(execution.status),
+        "attempts": execution.attempts,
+        "run_id": execution.run_id,
+        "conversation_id": execution.conversation_id,
+    }
     event: OutboundEvent
     if execution.status == ExecutionStatus.SUCCEEDED:
-        event = TaskExecutionCompletedNotice(
-            task_id=execution.task_id,
-            task_name=execution.task.name,
-            execution_id=execution.id,
-            due_at=execution.due_at,
-            trigger=str(execution.trigger),
-            status=str(execution.status),
-            attempts=execution.attempts,
-            run_id=execution.run_id,
-            conversation_id=execution.conversation_id,
-            answer=execution.answer,
-        )
+        event = TaskExecutionCompletedNotice(**common, answer=execution.answer)
     else:
-        event = TaskExecutionFailedNotice(
-            task_id=execution.task_id,
-            task_name=execution.task.name,
-            execution_id=execution.id,
-            due_at=execution.due_at,
-            trigger=str(execution.trigger),
-            status=str(execution.status),
-            attempts=execution.attempts,
-            run_id=execution.run_id,
-            conversation_id=execution.conversation_id,
-            error=RunError(code=execution.error_code, message=execution.error_message),
-        )
+        error = RunError(code=execution.error_code, message=execution.error_message)
+        event = TaskExecutionFailedNotice(**common, error=error)
     outbox_emit(event, workspace_id=execution.task.workspace_id)
 
 
