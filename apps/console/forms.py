@@ -155,3 +155,24 @@ class MemberForm(ChoicesForm):
     def __init__(self, *args: Any, roles: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._set_choices("role", roles)
+
+
+# --- workspace security and audit (settings) ---------------------------------------------
+
+
+class SecurityPolicyForm(forms.Form):
+    require_admin_mfa = forms.BooleanField(
+        required=False,
+        label="Require MFA of admins and owners",
+        help_text="Admins and owners without MFA cannot act in this workspace until they "
+        "set it up. You need MFA on your own account to turn this on.",
+    )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(
+        required=False,
+        max_length=64,
+        help_text="Actions starting with this, e.g. api_key or agent.",
+    )
+    user = forms.CharField(required=False, max_length=254, label="Who", help_text="Email contains")

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.console.views import agents, chat, home, knowledge, settings
+from apps.console.views import security as security_views
 
 app_name = "console"
 
@@ -92,4 +93,7 @@ urlpatterns = [
     path("settings/members", settings.members, name="members"),
     path("settings/usage", settings.usage, name="usage"),
     path("settings/usage.csv", settings.usage_csv, name="usage_csv"),
+    # Workspace security and audit trail
+    path("settings/security", security_views.security, name="security"),
+    path("settings/audit", security_views.audit, name="audit"),
 ]
