@@ -176,3 +176,40 @@ class AuditFilterForm(forms.Form):
         help_text="Actions starting with this, e.g. api_key or agent.",
     )
     user = forms.CharField(required=False, max_length=254, label="Who", help_text="Email contains")
+
+
+# --- knowledge: URL import, chunk edit, search test ----------------------------------------
+
+
+class UrlImportForm(forms.Form):
+    url = forms.URLField(max_length=2000, label="URL", assume_scheme="https")
+    name = forms.CharField(
+        max_length=255, required=False, help_text="Optional; else the URL's last part."
+    )
+
+
+class ChunkEditForm(forms.Form):
+    content = forms.CharField(max_length=100_000, widget=forms.Textarea(attrs={"rows": 5}))
+    enabled = forms.BooleanField(required=False, help_text="Disabled passages are not searched.")
+
+
+RERANK_CHOICES = [
+    ("", "As the knowledge base says"),
+    ("on", "Rerank"),
+    ("off", "Do not rerank"),
+]
+
+
+class SearchTestForm(ChoicesForm):
+    q = forms.CharField(max_length=1000, label="Query", strip=True)
+    mode = forms.ChoiceField(required=False, label="Mode")
+    top_k = forms.IntegerField(min_value=1, max_value=100, required=False, label="Results")
+    rerank = forms.ChoiceField(choices=RERANK_CHOICES, required=False, label="Rerank")
+
+    def __init__(self, *args: Any, modes: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_choices("mode", [("", "As the knowledge base says"), *modes])
+
+    def rerank_value(self) -> bool | None:
+        """None: the knowledge base's setting; True/False: forced."""
+        return {"on": True, "off": False}.get(self.cleaned_data.get("rerank") or "")

@@ -96,4 +96,25 @@ urlpatterns = [
     # Workspace security and audit trail
     path("settings/security", security_views.security, name="security"),
     path("settings/audit", security_views.audit, name="audit"),
+    # Knowledge: URL import, redo, passages, chunk edit
+    path(
+        "knowledge/<uuid:knowledge_base_id>/import-url",
+        knowledge.knowledge_import_url,
+        name="knowledge_import_url",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/documents/<uuid:document_id>/",
+        knowledge.knowledge_document,
+        name="knowledge_document",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/documents/<uuid:document_id>/redo",
+        knowledge.knowledge_document_redo,
+        name="knowledge_document_redo",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/chunks/<uuid:chunk_id>",
+        knowledge.knowledge_chunk,
+        name="knowledge_chunk",
+    ),
 ]
