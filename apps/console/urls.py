@@ -117,4 +117,17 @@ urlpatterns = [
         knowledge.knowledge_chunk,
         name="knowledge_chunk",
     ),
+    # Agents: drafts, prompt optimization, version diff, sharing, import/export
+    path("agents/generate", agents.agent_generate, name="agent_generate"),
+    path("agents/import", agents.agent_import_view, name="agent_import"),
+    path("agents/jobs/<uuid:job_id>", agents.agent_job_status, name="agent_job"),
+    path("agents/<uuid:agent_id>/optimize", agents.agent_optimize, name="agent_optimize"),
+    path(
+        "agents/<uuid:agent_id>/proposals/<uuid:job_id>/accept",
+        agents.agent_proposal_accept,
+        name="agent_proposal_accept",
+    ),
+    path("agents/<uuid:agent_id>/diff", agents.agent_diff, name="agent_diff"),
+    path("agents/<uuid:agent_id>/export", agents.agent_export_view, name="agent_export"),
+    path("agents/<uuid:agent_id>/sharing", agents.agent_sharing, name="agent_sharing"),
 ]
