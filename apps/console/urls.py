@@ -130,4 +130,5 @@ urlpatterns = [
     path("agents/<uuid:agent_id>/diff", agents.agent_diff, name="agent_diff"),
     path("agents/<uuid:agent_id>/export", agents.agent_export_view, name="agent_export"),
     path("agents/<uuid:agent_id>/sharing", agents.agent_sharing, name="agent_sharing"),
+    path("agents/<uuid:agent_id>/test-chat", agents.agent_test_chat, name="agent_test_chat"),
 ]

@@ -288,3 +288,40 @@ def test_other_workspace_gets_404_on_the_new_agent_urls(outsider_client, user, w
     agent.refresh_from_db()
     assert (agent.system_prompt, agent.visibility, agent.version) == ("Be brief.", "private", 1)
     assert AgentJob.objects.count() == 1
+
+
+def test_test_chat_beside_the_form_is_a_framed_conversation(owner_client, user, workspace, agent):
+    from apps.conversations.models import Conversation
+
+    response = owner_client.post(reverse("console:agent_test_chat", args=[agent.id]))
+    conversation = Conversation.objects.get()
+    assert (conversation.agent_id, conversation.title) == (agent.id, "Test of Helper")
+    assert (
+        response["Location"]
+        == f"{reverse('console:agent', args=[agent.id])}?test={conversation.id}"
+    )
+    page = owner_client.get(response["Location"]).content.decode()
+    frame = f'src="{reverse("console:conversation", args=[conversation.id])}?embed=1"'
+    assert frame in page
+    framed = owner_client.get(
+        reverse("console:conversation", args=[conversation.id]), {"embed": "1"}
+    )
+    assert framed["X-Frame-Options"] == "SAMEORIGIN"
+    assert 'id="sidebar"' not in framed.content.decode()
+    assert 'id="composer"' in framed.content.decode()
+    normal = owner_client.get(reverse("console:conversation", args=[conversation.id]))
+    assert normal["X-Frame-Options"] == "DENY"
+    assert 'id="sidebar"' in normal.content.decode()
+    # A conversation with another agent is not this agent's test chat.
+    other = make_agent(workspace=workspace, user=user, name="Other")
+    url = reverse("console:agent", args=[other.id])
+    assert owner_client.get(f"{url}?test={conversation.id}").status_code == 404
+    assert owner_client.get(f"{url}?test=nope").status_code == 404
+
+
+def test_other_workspace_cannot_start_a_test_chat(outsider_client, agent):
+    from apps.conversations.models import Conversation
+
+    response = outsider_client.post(reverse("console:agent_test_chat", args=[agent.id]))
+    assert response.status_code == 404
+    assert not Conversation.objects.exists()

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
@@ -53,6 +53,9 @@ from apps.console.forms import (
     SharingForm,
     VersionDiffForm,
 )
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import access_conversation
+from apps.conversations.services import conversation_create
 from apps.core.exceptions import ApplicationError
 from apps.knowledge.selectors import knowledge_base_list
 from apps.providers.choices import ModelKind
@@ -224,6 +227,7 @@ def agent_detail(request: HttpRequest, agent_id: uuid.UUID) -> HttpResponse:
         "proposal": proposal,
         "proposal_pending": _job_pending(proposal),
         "sharing_form": _sharing_form(actor, agent) if can_manage else None,
+        "test_chat": _test_chat(actor, agent, request.GET.get("test")),
         "diff_form": VersionDiffForm(
             initial={"before": max(agent.version - 1, 1), "after": agent.version}
         ),
@@ -392,6 +396,31 @@ def agent_sharing(request: HttpRequest, agent_id: uuid.UUID) -> HttpResponse:
     )  # PermissionDenied (not its creator nor an admin): the 403 page
     messages.success(request, "Sharing saved.")
     return redirect("console:agent", agent_id=agent.id)
+
+
+def _test_chat(actor: Actor, agent: Agent, conversation_id: str | None) -> Conversation | None:
+    """The test conversation named in the query string, if it is the actor's and with this
+    agent (anything else is a 404 like any object)."""
+    if not conversation_id:
+        return None
+    try:
+        parsed = uuid.UUID(conversation_id)
+    except ValueError as exc:
+        raise Http404("No such conversation.") from exc
+    conversation = access_conversation(actor=actor, conversation_id=parsed)
+    if conversation.agent_id != agent.id:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+@console_view
+@require_POST
+def agent_test_chat(request: HttpRequest, agent_id: uuid.UUID) -> HttpResponse:
+    """Start a conversation with the saved agent, shown beside its form."""
+    actor = request.actor  # type: ignore[attr-defined]
+    agent = access_agent(actor=actor, agent_id=agent_id)
+    conversation = conversation_create(actor=actor, agent=agent, title=f"Test of {agent.name}")
+    return redirect(f"{_url('console:agent', agent_id=agent.id)}?test={conversation.id}")
 
 
 def _url(name: str, **kwargs: Any) -> str:
