@@ -158,7 +158,7 @@ def agent_new(request: HttpRequest) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     context = {
         "form": form,
-        "draft_form": AgentDraftForm(),
+        "draft_form": AgentDraftForm(auto_id="draft_%s"),
         "draft_job": job,
         "draft_pending": _job_pending(job),
         "import_form": _import_form(),
@@ -172,7 +172,7 @@ def agent_generate(request: HttpRequest) -> HttpResponse:
     """Queue a draft of a new agent from a description (a model call in a worker); the
     new-agent page shows it once written."""
     actor = request.actor  # type: ignore[attr-defined]
-    form = AgentDraftForm(request.POST)
+    form = AgentDraftForm(request.POST, auto_id="draft_%s")
     if form.is_valid():
         tool_ids = [str(t.id) for t in tool_list(actor=actor, enabled=True).order_by("name")[:50]]
         job_input: dict[str, Any] = {"description": form.cleaned_data["description"]}
@@ -356,7 +356,11 @@ def agent_import_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Agent “{agent.name}” imported.")
             return redirect("console:agent", agent_id=agent.id)
-    context = {"form": _form(actor), "draft_form": AgentDraftForm(), "import_form": form}
+    context = {
+        "form": _form(actor),
+        "draft_form": AgentDraftForm(auto_id="draft_%s"),
+        "import_form": form,
+    }
     return render(request, "console/agents/form.html", context, status=400)
 
 
