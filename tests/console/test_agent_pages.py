@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from apps.agents.models import Agent, AgentGrant, AgentJob
 from apps.agents.services import agent_update
+from apps.conversations.models import Conversation
 from apps.providers.scripted import Reply
 from apps.users.choices import Role
 from tests.agents.factories import actor_for, make_agent, make_knowledge_base
@@ -291,8 +292,6 @@ def test_other_workspace_gets_404_on_the_new_agent_urls(outsider_client, user, w
 
 
 def test_test_chat_beside_the_form_is_a_framed_conversation(owner_client, user, workspace, agent):
-    from apps.conversations.models import Conversation
-
     response = owner_client.post(reverse("console:agent_test_chat", args=[agent.id]))
     conversation = Conversation.objects.get()
     assert (conversation.agent_id, conversation.title) == (agent.id, "Test of Helper")
@@ -320,8 +319,6 @@ def test_test_chat_beside_the_form_is_a_framed_conversation(owner_client, user, 
 
 
 def test_other_workspace_cannot_start_a_test_chat(outsider_client, agent):
-    from apps.conversations.models import Conversation
-
     response = outsider_client.post(reverse("console:agent_test_chat", args=[agent.id]))
     assert response.status_code == 404
     assert not Conversation.objects.exists()

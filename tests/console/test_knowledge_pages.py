@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.knowledge.models import Chunk, Document
+from apps.knowledge.selectors import _QUERY_VECTORS
 from apps.knowledge.services import chunk_create
 from apps.users.choices import Role
 from tests.knowledge.factories import actor_for, add_texts, make_kb
@@ -25,8 +26,6 @@ def _media(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _no_cached_query_vectors():
-    from apps.knowledge.selectors import _QUERY_VECTORS
-
     _QUERY_VECTORS.clear()
     yield
     _QUERY_VECTORS.clear()
@@ -256,3 +255,13 @@ def test_other_workspace_gets_404_on_the_new_knowledge_urls(outsider_client, kb)
         1,
     )
     assert Document.objects.filter(knowledge_base=kb).count() == 2
+
+
+def test_an_embedding_document_shows_its_progress_and_the_table_polls(owner_client, kb):
+    Document.objects.filter(knowledge_base=kb, name="oil.txt").update(
+        status="embedding", progress=0.4
+    )
+    table = owner_client.get(reverse("console:knowledge_documents", args=[kb.id])).content.decode()
+    assert '<span class="small muted" data-progress>40%</span>' in table
+    assert 'hx-trigger="every 1s"' in table
+    assert 'data-redo="oil.txt"' not in table  # no redo while it is being processed
