@@ -73,6 +73,20 @@ def test_draft_agent_diff_test_chat_url_import_chunk_edit_and_search(
     frame.locator("#composer-input").press("Enter")
     frame.locator(".msg-assistant .bubble strong:has-text('lovely')").wait_for()
     shot(page, "33-agent-test-chat")
+
+    # Optimize the instructions: the proposal beside the current prompt; accept it.
+    better = "You plan weekend trips.\nFirst ask for the dates and the budget.\nAnswer briefly."
+    scripted_llm.push(
+        Reply(text=json.dumps({"system_prompt": better, "changes": ["Ordered the steps."]}))
+    )
+    page.click("button:has-text('Optimize instructions')")
+    page.wait_for_selector("#proposal-new")
+    assert page.locator("#proposal-new").inner_text() == better
+    shot(page, "32b-agent-proposal")
+    page.click("#proposal button:has-text('Accept')")
+    page.wait_for_selector("text=Optimized instructions accepted.")
+    assert page.input_value("#id_system_prompt") == better
+
     # Shared with the workspace (recorded in the audit trail).
     page.select_option("#id_visibility", "workspace")
     page.click("button:has-text('Save sharing')")
