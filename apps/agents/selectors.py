@@ -5,16 +5,21 @@ the workspace; other members see the agents they created, the `workspace`-visibl
 and the `members`-visible ones granted to them. Anything else is 404, never 403.
 """
 
+import difflib
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 
 from apps.agents.choices import GrantPermission, Visibility
 from apps.agents.engine_types import AgentSnapshot
 from apps.agents.exceptions import AgentJobNotFound, AgentNotFound, AgentVersionNotFound
 from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
+from apps.knowledge.models import KnowledgeBase
+from apps.providers.models import ProviderModel
+from apps.skills.models import SkillVersion, Tool
 from apps.users.actors import Actor
 from apps.users.choices import Role
 
@@ -285,3 +290,95 @@ def agent_usage_labels(agent_ids: list[Any]) -> dict[Any, str]:
     """{agent id: name} for usage groups (registered with providers' usage summary).
     Agents deleted since keep no name: their groups fall back to the id."""
     return dict(Agent.objects.filter(pk__in=agent_ids).values_list("pk", "name"))
+
+
+# --- version diff ---------------------------------------------------------------------
+
+# Long text compared line by line; the rest value by value.
+_TEXT_FIELDS = ("system_prompt", "description", "opening_message")
+# Reference fields and the model (with its name field) their ids point at.
+_REFERENCE_MODELS: dict[str, tuple[type[Model], str]] = {
+    "model_id": (ProviderModel, "name"),
+    "tool_ids": (Tool, "name"),
+    "skill_version_ids": (SkillVersion, "name"),
+    "knowledge_base_ids": (KnowledgeBase, "name"),
+    "subagent_ids": (Agent, "name"),
+}
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a text field's diff: `op` is equal, delete or insert."""
+
+    op: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One configuration field that differs between two versions. References are shown
+    by name (an id no longer found stays an id); text fields carry a line diff."""
+
+    field: str
+    before: Any
+    after: Any
+    lines: tuple[DiffLine, ...] = ()
+
+
+def _line_diff(before: str, after: str) -> tuple[DiffLine, ...]:
+    old, new = before.splitlines(), after.splitlines()
+    lines: list[DiffLine] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            lines += [DiffLine("equal", text) for text in old[i1:i2]]
+            continue
+        lines += [DiffLine("delete", text) for text in old[i1:i2]]
+        lines += [DiffLine("insert", text) for text in new[j1:j2]]
+    return tuple(lines)
+
+
+def _reference_names(configs: list[dict[str, Any]]) -> dict[str, str]:
+    """{id: name} of every object the configs refer to (one query per kind)."""
+    names: dict[str, str] = {}
+    for key, (model, name_field) in _REFERENCE_MODELS.items():
+        ids: set[str] = set()
+        for config in configs:
+            value = config.get(key)
+            if isinstance(value, list):
+                ids.update(str(v) for v in value)
+            elif value:
+                ids.add(str(value))
+        if ids:
+            rows = model._default_manager.filter(pk__in=list(ids)).values_list("pk", name_field)
+            names.update({str(pk): str(name) for pk, name in rows})
+    return names
+
+
+def agent_version_diff(*, agent: Agent, before: int, after: int) -> list[FieldChange]:
+    """The configuration fields that differ from version `before` to version `after` of
+    an agent the caller already accessed, in the order of the configuration. Raises
+    AgentVersionNotFound."""
+    old = access_agent_version(agent=agent, number=before).config
+    new = access_agent_version(agent=agent, number=after).config
+    names = _reference_names([old, new])
+
+    def shown(key: str, value: Any) -> Any:
+        if key not in _REFERENCE_MODELS:
+            return value
+        if isinstance(value, list):
+            return sorted(names.get(str(v), str(v)) for v in value)
+        return names.get(str(value), str(value)) if value else None
+
+    changes = []
+    for key in list(dict.fromkeys([*old, *new])):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        lines: tuple[DiffLine, ...] = ()
+        if key in _TEXT_FIELDS:
+            lines = _line_diff(a or "", b or "")
+        changes.append(
+            FieldChange(field=key, before=shown(key, a), after=shown(key, b), lines=lines)
+        )
+    return changes

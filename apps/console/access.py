@@ -13,8 +13,9 @@ from django.shortcuts import render
 from apps.core.exceptions import ApplicationError, NotFound, PermissionDenied
 from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
 from apps.users.choices import Role
-from apps.users.exceptions import WorkspaceNotFound
+from apps.users.exceptions import MfaRequired, WorkspaceNotFound
 from apps.users.models import User
+from apps.users.selectors import user_has_mfa, workspace_policy_requires_mfa
 
 WORKSPACE_SESSION_KEY = "console_workspace_id"
 
@@ -36,9 +37,22 @@ def console_actor(request: HttpRequest) -> Actor:
         return actor_resolve(user=user, credential=SESSION_CREDENTIAL, requested_workspace_id=None)
 
 
+def _require_admin_mfa(actor: Actor) -> None:
+    """The workspace's MFA policy, as the API applies it: an admin or owner without MFA
+    in a workspace that requires it may not act (MfaRequired). No query unless the
+    policy is on (the actor's workspace comes with its security row)."""
+    if (
+        actor.has_role(Role.ADMIN)
+        and workspace_policy_requires_mfa(actor.workspace)
+        and not user_has_mfa(user=actor.user)
+    ):
+        raise MfaRequired()
+
+
 def console_view(view: View) -> View:
     """Signed-in only (others go to sign-in); sets `request.actor`; renders domain errors:
-    NotFound as 404, PermissionDenied as a 403 page saying why."""
+    NotFound as 404, PermissionDenied as a 403 page saying why (an admin without MFA in
+    a workspace requiring it included)."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -49,6 +63,7 @@ def console_view(view: View) -> View:
         except WorkspaceNotFound as exc:
             raise Http404("You belong to no workspace.") from exc
         try:
+            _require_admin_mfa(request.actor)  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)
         except NotFound as exc:
             raise Http404(exc.message) from exc

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.console.views import agents, chat, home, knowledge, settings
+from apps.console.views import security as security_views
 from apps.console.views import tasks as task_pages
 from apps.console.views import tools as tool_pages
 from apps.console.views import webhooks as webhook_pages
@@ -140,4 +141,42 @@ urlpatterns = [
         name="mcp_server_delete",
     ),
     path("mcp/<uuid:mcp_server_id>/connect", tool_pages.mcp_oauth_connect, name="mcp_connect"),
+    # Workspace security and audit trail
+    path("settings/security", security_views.security, name="security"),
+    path("settings/audit", security_views.audit, name="audit"),
+    # Knowledge: URL import, redo, passages, chunk edit
+    path(
+        "knowledge/<uuid:knowledge_base_id>/import-url",
+        knowledge.knowledge_import_url,
+        name="knowledge_import_url",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/documents/<uuid:document_id>/",
+        knowledge.knowledge_document,
+        name="knowledge_document",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/documents/<uuid:document_id>/redo",
+        knowledge.knowledge_document_redo,
+        name="knowledge_document_redo",
+    ),
+    path(
+        "knowledge/<uuid:knowledge_base_id>/chunks/<uuid:chunk_id>",
+        knowledge.knowledge_chunk,
+        name="knowledge_chunk",
+    ),
+    # Agents: drafts, prompt optimization, version diff, sharing, import/export
+    path("agents/generate", agents.agent_generate, name="agent_generate"),
+    path("agents/import", agents.agent_import_view, name="agent_import"),
+    path("agents/jobs/<uuid:job_id>", agents.agent_job_status, name="agent_job"),
+    path("agents/<uuid:agent_id>/optimize", agents.agent_optimize, name="agent_optimize"),
+    path(
+        "agents/<uuid:agent_id>/proposals/<uuid:job_id>/accept",
+        agents.agent_proposal_accept,
+        name="agent_proposal_accept",
+    ),
+    path("agents/<uuid:agent_id>/diff", agents.agent_diff, name="agent_diff"),
+    path("agents/<uuid:agent_id>/export", agents.agent_export_view, name="agent_export"),
+    path("agents/<uuid:agent_id>/sharing", agents.agent_sharing, name="agent_sharing"),
+    path("agents/<uuid:agent_id>/test-chat", agents.agent_test_chat, name="agent_test_chat"),
 ]

@@ -136,12 +136,18 @@ def access_api_key(*, actor: Actor, api_key_id: uuid.UUID) -> ApiKey:
     return key
 
 
-def audit_event_list(*, actor: Actor, action: str = "") -> QuerySet[AuditEvent]:
-    """The audit trail of the actor's workspace (admins only: PermissionDenied)."""
+def audit_event_list(
+    *, actor: Actor, action: str = "", user_email: str = ""
+) -> QuerySet[AuditEvent]:
+    """The audit trail of the actor's workspace (admins only: PermissionDenied), newest
+    first; `action` keeps actions starting with it, `user_email` those whose actor's
+    email contains it."""
     actor.require_role(Role.ADMIN)
     qs = AuditEvent.objects.filter(workspace_id=actor.workspace.id)
     if action:
         qs = qs.filter(action__startswith=action)
+    if user_email:
+        qs = qs.filter(actor_email__icontains=user_email)
     return qs
 
 

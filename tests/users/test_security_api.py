@@ -3,6 +3,7 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
 from apps.users.choices import Role
 from apps.users.models import AuditEvent, Workspace, WorkspaceSecurity
+from apps.users.services import audit_record
 from tests.helpers import assert_error
 from tests.users.factories import UserFactory, add_member
 
@@ -108,3 +109,12 @@ def test_me_for_a_session(api, user, workspace):
 
 def test_me_needs_credentials(anon):
     assert_error(anon.get("/api/v1/me"), 401, "unauthorized")
+
+
+def test_audit_trail_filters_by_who_acted(api, workspace, user):
+    bob = UserFactory(email="bob@example.com")
+    audit_record(action="api_key.create", actor_user=user, workspace_id=workspace.id)
+    audit_record(action="api_key.create", actor_user=bob, workspace_id=workspace.id)
+    events = api.get("/api/v1/audit-events?user=BOB@").json()["data"]
+    assert [e["actor_email"] for e in events] == ["bob@example.com"]
+    assert api.get("/api/v1/audit-events?user=nobody").json()["data"] == []

@@ -390,3 +390,25 @@ class AgentJobSerializer(serializers.ModelSerializer):
         if not obj.error_code:
             return None
         return {"code": obj.error_code, "message": obj.error_message}
+
+
+# --- version diff -------------------------------------------------------------------
+
+
+class VersionDiffQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(min_value=1, help_text="The older version's number.")
+    after = serializers.IntegerField(min_value=1, help_text="The newer version's number.")
+
+
+class DiffLineSerializer(serializers.Serializer):
+    op = serializers.ChoiceField(choices=["equal", "delete", "insert"])
+    text = serializers.CharField()
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The configuration field that differs.")
+    before = serializers.JSONField(help_text="Its value in `before`; references by name.")
+    after = serializers.JSONField(help_text="Its value in `after`; references by name.")
+    lines = DiffLineSerializer(
+        many=True, help_text="For text fields (instructions, ...): the line diff."
+    )

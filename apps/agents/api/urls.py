@@ -25,6 +25,11 @@ urlpatterns = [
         name="agent-version-list",
     ),
     path(
+        "agents/<uuid:agent_id>/versions/diff",
+        views.AgentVersionDiffView.as_view(),
+        name="agent-version-diff",
+    ),
+    path(
         "agents/<uuid:agent_id>/versions/<id:number>",
         views.AgentVersionDetailView.as_view(),
         name="agent-version-detail",

@@ -13,9 +13,11 @@ from apps.agents.api.serializers import (
     AgentVersionSerializer,
     AgentWriteSerializer,
     DuplicateSerializer,
+    FieldChangeSerializer,
     GenerateAgentJobSerializer,
     OptimizePromptJobSerializer,
     SharingSerializer,
+    VersionDiffQuerySerializer,
     sharing_data,
 )
 from apps.agents.choices import AgentJobKind
@@ -28,6 +30,7 @@ from apps.agents.selectors import (
     agent_grants,
     agent_job_list,
     agent_list,
+    agent_version_diff,
     agent_versions,
     agents_reference_ids,
 )
@@ -47,6 +50,7 @@ from apps.agents.services import (
 )
 from apps.core.api.base import ApiView
 from apps.core.api.fast import serialize_rows
+from apps.core.api.schema import error_doc
 from apps.users.actors import Actor, get_actor
 
 TAGS = ["agents"]
@@ -281,6 +285,32 @@ class AgentVersionDetailView(ApiView):
         return Response(
             AgentVersionSerializer(access_agent_version(agent=agent, number=number)).data
         )
+
+
+class AgentVersionDiffView(ApiView):
+    scope_area = "agents"
+
+    @extend_schema(
+        operation_id="agents_versions_diff",
+        parameters=[VersionDiffQuerySerializer],
+        responses={
+            200: FieldChangeSerializer(many=True),
+            400: error_doc("`before` or `after` missing or not a version number."),
+            404: error_doc("No such agent, or no such version (`agent_version_not_found`)."),
+        },
+        tags=TAGS,
+        description="The configuration fields that differ from version `before` to version "
+        "`after`, in configuration order; references by name, text fields also as a line "
+        "diff.",
+    )
+    def get(self, request: Request, agent_id: uuid.UUID) -> Response:
+        agent = access_agent(actor=get_actor(request), agent_id=agent_id)
+        query = VersionDiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        changes = agent_version_diff(
+            agent=agent, before=query.validated_data["before"], after=query.validated_data["after"]
+        )
+        return Response(FieldChangeSerializer(changes, many=True).data)
 
 
 class AgentVersionRestoreView(ApiView):

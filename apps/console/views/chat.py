@@ -182,7 +182,13 @@ def conversation_detail(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
         "start_cursor": _stream_start_cursor(conv, active),
         "event_types": [str(t) for t in EventType],
     }
-    return render(request, "console/chat/conversation.html", context)
+    embed = request.GET.get("embed") == "1"
+    if embed:  # the agent page's test chat frames it: no sidebar
+        context["base_template"] = "console/embed.html"
+    response = render(request, "console/chat/conversation.html", context)
+    if embed:
+        response["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 @console_view

@@ -264,7 +264,10 @@ class AuditEventListView(ApiView):
     @extend_schema(
         operation_id="audit_events_list",
         parameters=[
-            OpenApiParameter("action", str, description="Only actions starting with this.")
+            OpenApiParameter("action", str, description="Only actions starting with this."),
+            OpenApiParameter(
+                "user", str, description="Only events whose actor's email contains this."
+            ),
         ],
         responses=AuditEventSerializer(many=True),
         tags=["audit"],
@@ -272,7 +275,9 @@ class AuditEventListView(ApiView):
     )
     def get(self, request: Request) -> Response:
         events = audit_event_list(
-            actor=get_actor(request), action=request.query_params.get("action", "")
+            actor=get_actor(request),
+            action=request.query_params.get("action", "")[:64],
+            user_email=request.query_params.get("user", "")[:254],
         )
         return self.paginate(
             request, events, lambda page: AuditEventSerializer(page, many=True).data
