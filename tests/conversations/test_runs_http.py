@@ -192,3 +192,15 @@ def test_open_streams_hold_no_thread(http, live, chat_agent, scripted_llm):
             assert "".join(e["data"]["delta"] for e in events if e["type"] == "answer.delta") == (
                 "Everyone hears this."
             )
+
+
+def test_stream_from_the_start_of_a_conversation_that_never_ran(http, chat_agent):
+    """`cursor=-1` opens the live stream of a new conversation (the console's test chat
+    does); a resume point in a conversation that never ran is a 404."""
+    conv_id = _conversation(http, chat_agent)
+    with http.stream("GET", f"/api/v1/conversations/{conv_id}/stream?cursor=-1") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+    r = http.get(f"/api/v1/conversations/{conv_id}/stream?cursor=3")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "no_recent_assistant_message"

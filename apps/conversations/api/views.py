@@ -488,7 +488,13 @@ class ConversationStreamView(AsyncApiView):
         cursor = parse_cursor(
             request.headers.get("Last-Event-ID"), request.query_params.get("cursor")
         )
-        if cursor is not None and not Run.objects.filter(conversation=conv).exists():
+        # A resume point in a conversation that never ran is a client's mistake; -1 (from
+        # the start) is how a page opens the stream of a conversation before its first run.
+        if (
+            cursor is not None
+            and cursor >= 0
+            and not Run.objects.filter(conversation=conv).exists()
+        ):
             raise NothingToResume()
         events = events_after(conversation_id=conv.id, after=cursor)
         return sse_response(sse_body(events))
