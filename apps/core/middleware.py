@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from apps.core.api.downloads import read_on_request_thread
 from apps.core.api.errors import error_response
 from apps.core.api.ratelimit import RateState, anonymous_rate_state
 from apps.core.logging import request_id_var
@@ -166,7 +167,13 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
         if static_file is None:
             return self.get_response(request)
         response = self.serve(static_file, request)
-        return _resolved(response) if self._async else response
+        if not self._async:
+            return response
+        if response.streaming and not response.is_async:
+            # The file's chunks read on the request's thread: a synchronous iterator would
+            # make Django warn and read the whole file into memory first.
+            response.streaming_content = read_on_request_thread(iter(response.streaming_content))
+        return _resolved(response)
 
 
 async def _resolved(response: HttpResponseBase) -> HttpResponseBase:

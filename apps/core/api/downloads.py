@@ -33,7 +33,9 @@ def _csv_chunks(rows: Iterable[list[str]]) -> Iterator[str]:
         yield "".join(writer.writerow(row) for row in batch)
 
 
-async def _on_request_thread(chunks: Iterator[T]) -> AsyncIterator[T]:
+async def read_on_request_thread(chunks: Iterator[T]) -> AsyncIterator[T]:
+    """`chunks` as an async iterator, each `next` on the request's thread (under ASGI)."""
+
     def take() -> T | None:
         return next(chunks, None)
 
@@ -48,7 +50,7 @@ async def _on_request_thread(chunks: Iterator[T]) -> AsyncIterator[T]:
 
 
 def streaming_body(request: HttpRequest, chunks: Iterator[T]) -> Iterator[T] | AsyncIterator[T]:
-    return _on_request_thread(chunks) if isinstance(request, ASGIRequest) else chunks
+    return read_on_request_thread(chunks) if isinstance(request, ASGIRequest) else chunks
 
 
 def csv_download(
