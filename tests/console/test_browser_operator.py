@@ -59,7 +59,7 @@ def test_task_run_now_webhook_secret_once_and_a_trigger(
     assert page.get_by_text("No execution yet").is_visible()
     scripted_llm.push(Reply(text="All systems **green** this morning."))
     page.get_by_role("button", name="Run now").click()
-    assert page.get_by_text("Execution started").is_visible()
+    page.get_by_text("Execution started").wait_for()  # the page after the POST's redirect
 
     def succeeded():
         tasks_tick()  # what beat does: settles executions whose run ended
@@ -134,10 +134,10 @@ def test_mcp_server_tools_and_skills(signed_in, mcp_http, tmp_path):  # noqa: F8
     page.locator("#tools").get_by_role("link", name="demo_echo").click()
     page.fill("#id_arguments", '{"text": 5}')
     page.get_by_role("button", name="Run", exact=True).click()
-    assert page.locator(".errorlist").get_by_text("text").first.is_visible()
+    page.locator(".errorlist").get_by_text("text").first.wait_for()
     page.fill("#id_arguments", '{"text": "hello"}')
     page.get_by_role("button", name="Run", exact=True).click()
-    assert page.locator("#result").get_by_text("echo: hello").is_visible()
+    page.locator("#result").get_by_text("echo: hello").wait_for()
     shot(page, "tools-02-run")
 
     # A skill bundle uploaded, then viewed.
