@@ -275,8 +275,8 @@ def task_run_now(
     variables: dict[str, Any] | None = None,
     trigger: str = ExecutionTrigger.MANUAL,
 ) -> TaskExecution:
-    """An execution of the task now, outside its schedule (the overlap policy applies).
-    Raises TaskArchived."""
+    """An execution of the task now, outside its schedule (the overlap policy applies);
+    it is the task's last run. Raises TaskArchived."""
     actor.require_role(Role.MEMBER)
     if task.archived_at is not None:
         raise TaskArchived()
@@ -285,6 +285,7 @@ def task_run_now(
         execution = _execution_create(
             task=task, due_at=now, now=now, trigger=trigger, variables=variables
         )
+        ScheduledTask.objects.filter(id=task.id).update(last_run_at=now)
     return execution
 
 

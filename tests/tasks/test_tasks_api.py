@@ -86,6 +86,10 @@ def test_run_now_enable_disable_and_history(api, agent, scripted_llm):
     assert [e["id"] for e in history] == [execution["id"]]
     detail = api.get(f"{url}/executions/{execution['id']}").json()["data"]
     assert detail["prompt"].startswith("Summarise 20")
+    # A manual run is the task's last run too; its schedule is unchanged.
+    shown = api.get(url).json()["data"]
+    assert shown["last_run_at"] is not None
+    assert shown["next_run_at"] == task["next_run_at"]
     disabled = api.post(f"{url}/disable").json()["data"]
     assert disabled["enabled"] is False
     enabled = api.post(f"{url}/enable").json()["data"]
