@@ -115,7 +115,7 @@ def test_stream_errors(http, chat_agent, outsider):
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
     r = http.get(f"/api/v1/conversations/{conv_id}/stream", headers={"Last-Event-ID": "-2"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
-    r = http.get(f"/api/v1/conversations/{conv_id}/stream?cursor=-1")
+    r = http.get(f"/api/v1/conversations/{conv_id}/stream?cursor=2")
     assert r.status_code == 404 and r.json()["error"]["code"] == "no_recent_assistant_message"
     r = http.get("/api/v1/conversations/00000000-0000-0000-0000-000000000000/stream?cursor=1")
     assert r.status_code == 404 and r.json()["error"]["code"] == "conversation_not_found"
