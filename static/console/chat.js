@@ -294,4 +294,5 @@
   if (activeRun) setBusy(true);
   scrollDown();
   connect();
+  chat.dataset.ready = "true"; // the composer sends from now on (tests wait for it)
 })();

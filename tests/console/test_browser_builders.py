@@ -69,6 +69,7 @@ def test_draft_agent_diff_test_chat_url_import_chunk_edit_and_search(
     page.click("a:has-text('Trip planner')")
     page.click("button:has-text('Test it here')")
     frame = page.frame_locator(".test-chat-frame")
+    frame.locator("#chat[data-ready]").wait_for(state="attached")  # chat.js has started
     frame.locator("#composer-input").fill("Where should I go?")
     frame.locator("#composer-input").press("Enter")
     frame.locator(".msg-assistant .bubble strong:has-text('lovely')").wait_for()
