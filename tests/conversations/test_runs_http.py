@@ -194,13 +194,26 @@ def test_open_streams_hold_no_thread(http, live, chat_agent, scripted_llm):
             )
 
 
-def test_stream_from_the_start_of_a_conversation_that_never_ran(http, chat_agent):
+def test_stream_from_the_start_of_a_conversation_that_never_ran(
+    http, live, chat_agent, scripted_llm
+):
     """`cursor=-1` opens the live stream of a new conversation (the console's test chat
-    does); a resume point in a conversation that never ran is a 404."""
+    does) and its first run's events arrive on it; a resume point in a conversation that
+    never ran is a 404."""
     conv_id = _conversation(http, chat_agent)
-    with http.stream("GET", f"/api/v1/conversations/{conv_id}/stream?cursor=-1") as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
     r = http.get(f"/api/v1/conversations/{conv_id}/stream?cursor=3")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "no_recent_assistant_message"
+    with (
+        httpx.Client(base_url=live.url, cookies=http.cookies, timeout=30) as client,
+        client.stream("GET", f"/api/v1/conversations/{conv_id}/stream?cursor=-1") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        scripted_llm.push("First words.", "First")
+        sent = http.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": "Hi"})
+        assert sent.status_code == 202, sent.text
+        events = read_sse(response, stop_type="end")
+    assert "".join(e["data"]["delta"] for e in events if e["type"] == "answer.delta") == (
+        "First words."
+    )
