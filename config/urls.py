@@ -19,6 +19,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.files.api.urls")),
     path("", include("apps.agents.api.urls")),
     path("", include("apps.conversations.api.urls")),
+    path("", include("apps.workflows.api.urls")),
     path("", include("apps.tasks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

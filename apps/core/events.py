@@ -503,6 +503,86 @@ SSE_HEARTBEAT = b": keep-alive\n\n"
 HEARTBEAT = Heartbeat()
 
 
+# --- workflow run events -----------------------------------------------------------------------
+#
+# A workflow run (apps.workflows) streams its own events, with a cursor monotonic per run,
+# written to the run's durable log (`WorkflowEvent`) before they are served. On the wire:
+# `{"type", "cursor", "workflow_run_id", "ts", "data": event.to_dict()}`; the SSE `id` is
+# the cursor.
+
+
+class WorkflowEvent(Payload):
+    """Base of every workflow run event. `type` is its wire name."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRunStarted(WorkflowEvent):
+    """A worker started (or resumed: `attempt` > 1) driving the run."""
+
+    type: ClassVar[str] = "workflow.run.started"
+    workflow_id: uuid.UUID
+    version: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStepStarted(WorkflowEvent):
+    """A step began executing (`attempt` counts its retries)."""
+
+    type: ClassVar[str] = "workflow.step.started"
+    step_id: str
+    step_type: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStepFinished(WorkflowEvent):
+    """A step ended: `status` succeeded, failed or skipped, with `error` when it failed."""
+
+    type: ClassVar[str] = "workflow.step.finished"
+    step_id: str
+    step_type: str
+    status: str
+    usage: Usage
+    error: RunError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowApprovalRequired(WorkflowEvent):
+    """An approval step waits for a member to approve or reject it."""
+
+    type: ClassVar[str] = "workflow.approval.required"
+    step_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRunFinished(WorkflowEvent):
+    """The run ended: `status` succeeded, failed or cancelled (the last event of a run)."""
+
+    type: ClassVar[str] = "workflow.run.finished"
+    status: str
+    outputs: dict[str, Any]
+    usage: Usage
+    error_step: str | None = None
+    error: RunError | None = None
+
+
+WORKFLOW_EVENT_CLASSES: dict[str, type[WorkflowEvent]] = {
+    cls.type: cls
+    for cls in (
+        WorkflowRunStarted,
+        WorkflowStepStarted,
+        WorkflowStepFinished,
+        WorkflowApprovalRequired,
+        WorkflowRunFinished,
+    )
+}
+
+
 # --- outbound events (webhooks) ------------------------------------------------------------
 #
 # What the platform tells the outside world, one class per webhook event type. They are
@@ -635,6 +715,45 @@ class WebhookTestNotice(OutboundEvent):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class _WorkflowRunNotice(OutboundEvent):
+    """The fields every workflow run event starts with (not an event itself)."""
+
+    workflow_id: uuid.UUID
+    workflow_run_id: uuid.UUID
+    workflow_version: int
+    source: str
+    status: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRunCompletedNotice(_WorkflowRunNotice):
+    """A workflow run succeeded, with the outputs of its end step(s)."""
+
+    type: ClassVar[str] = "workflow.run.completed"
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRunFailedNotice(_WorkflowRunNotice):
+    """A workflow run failed (`step_id`: the step that failed it) or was cancelled."""
+
+    type: ClassVar[str] = "workflow.run.failed"
+    step_id: str
+    error: RunError
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRunRequiresActionNotice(_WorkflowRunNotice):
+    """A workflow run waits for an approval: post it to
+    `POST /api/v1/workflows/runs/{workflow_run_id}/approve` (or `/reject`)."""
+
+    type: ClassVar[str] = "workflow.run.requires_action"
+    step_id: str
+    message: str
+
+
 OUTBOUND_EVENT_CLASSES: dict[str, type[OutboundEvent]] = {
     cls.type: cls
     for cls in (
@@ -647,6 +766,9 @@ OUTBOUND_EVENT_CLASSES: dict[str, type[OutboundEvent]] = {
         DocumentFailedNotice,
         AgentJobCompletedNotice,
         WebhookTestNotice,
+        WorkflowRunCompletedNotice,
+        WorkflowRunFailedNotice,
+        WorkflowRunRequiresActionNotice,
     )
 }
 
@@ -706,7 +828,16 @@ def webhooks_docs_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def workflow_docs_table() -> str:
+    """The table of docs/workflows.md: every workflow run event with its `data`."""
+    lines = ["| type | data | when |", "|---|---|---|"]
+    for type_name, cls in WORKFLOW_EVENT_CLASSES.items():
+        lines.append(f"| `{type_name}` | `{_fields_doc(cls)}` | {_doc(cls)} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     # `python -m apps.core.events` prints docs/events.md's tables, `… webhooks` the one of
-    # docs/webhooks.md.
-    sys.stdout.write(webhooks_docs_table() if sys.argv[1:] == ["webhooks"] else docs_table())
+    # docs/webhooks.md, `… workflows` the one of docs/workflows.md.
+    renderers = {"webhooks": webhooks_docs_table, "workflows": workflow_docs_table}
+    sys.stdout.write(renderers.get(" ".join(sys.argv[1:]), docs_table)())

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "apps.files",
     "apps.agents",
     "apps.conversations",
+    "apps.workflows",
     "apps.tasks",
     "apps.console",
     "django_htmx",

@@ -28,6 +28,7 @@ from apps.core.events import (
     event_from,
     outbound_event_from,
     webhooks_docs_table,
+    workflow_docs_table,
 )
 from apps.core.outbox import Outgoing, outbox_emit
 
@@ -36,6 +37,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 RENDERED = {
     "events": ("events.md", docs_table, "python -m apps.core.events"),
     "webhooks": ("webhooks.md", webhooks_docs_table, "python -m apps.core.events webhooks"),
+    "workflows": ("workflows.md", workflow_docs_table, "python -m apps.core.events workflows"),
 }
 
 
