@@ -366,6 +366,7 @@ def validate_definition(definition: Any, *, lookups: Lookups | None = None) -> G
         stype = step.get("type")
         if stype not in StepType.values:
             errors.add(_field(sid, index, "type"), f"Unknown step type {stype!r}.")
+            steps[sid] = step  # kept in the graph, so what refers to it is not an error
             continue
         steps[sid] = step
         _check_step_fields(step, index, errors)
@@ -376,8 +377,6 @@ def validate_definition(definition: Any, *, lookups: Lookups | None = None) -> G
         errors.add("definition.steps", "A workflow has exactly one start step.")
     if not any(s["type"] == StepType.END for s in steps.values()):
         errors.add("definition.steps", "A workflow has at least one end step.")
-    if errors.items:
-        raise InvalidDefinition(details=errors.items)
 
     deps: dict[str, list[str]] = {sid: [] for sid in steps}
     index_of = {sid: i for i, sid in enumerate(steps)}
@@ -396,7 +395,7 @@ def validate_definition(definition: Any, *, lookups: Lookups | None = None) -> G
                         deps[target].append(sid)
         if step["type"] == StepType.START and deps[sid]:
             errors.add(_field(sid, index_of[sid], "after"), "The start step comes first.")
-    if errors.items:
+    if len(starts) != 1:
         raise InvalidDefinition(details=errors.items)
     children: dict[str, list[str]] = {sid: [] for sid in steps}
     for sid, ds in deps.items():
@@ -430,8 +429,7 @@ def validate_definition(definition: Any, *, lookups: Lookups | None = None) -> G
                 "The step is unreachable from the start step (add it to `after`).",
             )
     graph = Graph(steps=steps, deps=deps, children=children, order=order)
-    if not errors.items:
-        _check_references(graph, errors, index_of)
+    _check_references(graph, errors, index_of)
     if errors.items:
         raise InvalidDefinition(details=errors.items)
     return graph

@@ -1,6 +1,7 @@
 import pytest
 
 from tests.agents.factories import make_agent
+from tests.conversations.conftest import http, live  # noqa: F401 (fixtures)
 from tests.knowledge.factories import add_texts, make_kb
 from tests.providers.factories import make_scripted_provider
 
@@ -54,3 +55,32 @@ def run_detail(api, run_id):
 
 def steps_by_id(run):
     return {s["step_id"]: s for s in run["steps"]}
+
+
+@pytest.fixture
+def receiver(allow_loopback, settings):
+    """A real webhook receiver over HTTP (loopback allowed for the outbound guard)."""
+    from tests.tasks.receiver import Receiver
+
+    settings.WEBHOOK_TIMEOUT_SECONDS = 2
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def simple_flow(*steps, inputs=None):
+    """start -> steps (chained in order) -> end (outputs: the last step's output)."""
+    chain = [{"id": "start", "type": "start", "inputs": inputs or {}}]
+    previous = "start"
+    for step in steps:
+        chain.append({"after": [previous], **step})
+        previous = step["id"]
+    chain.append(
+        {
+            "id": "end",
+            "type": "end",
+            "after": [previous],
+            "outputs": {"result": f"{{{{ steps.{previous}.output }}}}"},
+        }
+    )
+    return {"steps": chain}
