@@ -23,11 +23,18 @@ from apps.tasks.choices import (
 
 
 class ScheduledTask(BaseModel):
-    """An agent run on a schedule, as its owner, with a prompt rendered per execution."""
+    """An agent run (with a prompt rendered per execution) or a workflow run (with fixed
+    inputs) on a schedule, as its owner."""
 
     workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="+")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    workflow = models.ForeignKey(
+        "workflows.Workflow", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    workflow_inputs = models.JSONField(default=dict, blank=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     prompt_template = models.TextField()
@@ -76,6 +83,12 @@ class ScheduledTask(BaseModel):
                 condition=Q(enabled=True, archived_at__isnull=True),
             )
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(agent__isnull=False) | Q(workflow__isnull=False),
+                name="task_has_agent_or_workflow",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -108,6 +121,9 @@ class TaskExecution(BaseModel, Job):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+    )
+    workflow_run = models.ForeignKey(
+        "workflows.WorkflowRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     prompt = models.TextField(blank=True)
     answer = models.TextField(blank=True)
@@ -205,7 +221,8 @@ class WebhookAttempt(models.Model):
 
 
 class InboundTrigger(BaseModel):
-    """A URL with its own secret that starts a run of an agent (or a task's execution)."""
+    """A URL with its own secret that starts a run of an agent, a task's execution, or a
+    workflow run (the JSON body is its inputs)."""
 
     workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="+")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -216,6 +233,9 @@ class InboundTrigger(BaseModel):
     task = models.ForeignKey(
         ScheduledTask, null=True, blank=True, on_delete=models.CASCADE, related_name="triggers"
     )
+    workflow = models.ForeignKey(
+        "workflows.Workflow", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     prompt_template = models.TextField(blank=True)
     secret = EncryptedTextField()
     enabled = models.BooleanField(default=True)
@@ -224,8 +244,10 @@ class InboundTrigger(BaseModel):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(agent__isnull=False) | Q(task__isnull=False),
-                name="trigger_has_agent_or_task",
+                condition=Q(agent__isnull=False)
+                | Q(task__isnull=False)
+                | Q(workflow__isnull=False),
+                name="trigger_has_a_target",
             )
         ]
 

@@ -87,6 +87,13 @@ from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.models import Membership
 from apps.users.services import audit_record
+from apps.workflows.choices import RunSource as WorkflowRunSource
+from apps.workflows.choices import RunStatus as WorkflowRunStatus
+from apps.workflows.exceptions import WorkflowNotFound
+from apps.workflows.models import Workflow, WorkflowRun
+from apps.workflows.selectors import access_workflow
+from apps.workflows.services import run_cancel as workflow_run_cancel
+from apps.workflows.services import run_start as workflow_run_start
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +115,7 @@ TASK_FIELDS = (
     "max_retries",
     "retry_backoff_seconds",
     "max_consecutive_failures",
+    "workflow_inputs",
 )
 
 
@@ -146,8 +154,10 @@ def _validate_schedule(task: ScheduledTask) -> None:
     if task.start_at and task.end_at and task.end_at <= task.start_at:
         raise ValidationFailed("`end_at` must be after `start_at`.", field="end_at")
     validate_template(task.prompt_template)
-    if not task.prompt_template.strip():
+    if task.workflow_id is None and not task.prompt_template.strip():
         raise ValidationFailed("The prompt is empty.", field="prompt_template")
+    if not isinstance(task.workflow_inputs, dict):
+        raise ValidationFailed("workflow_inputs is an object.", field="workflow_inputs")
     if not 10 <= task.time_limit_seconds <= 24 * 3600:
         raise ValidationFailed("Between 10 seconds and 24 hours.", field="time_limit_seconds")
     if task.max_retries > 10:
@@ -177,18 +187,39 @@ def _usable_agent(*, actor: Actor, agent_id: Any) -> Agent:
     return agent
 
 
+def _usable_workflow(*, actor: Actor, workflow_id: Any) -> Workflow:
+    try:
+        return access_workflow(actor=actor, workflow_id=workflow_id)
+    except WorkflowNotFound as exc:
+        raise ValidationFailed("Unknown workflow.", field="workflow_id") from exc
+
+
 def task_create(
-    *, actor: Actor, agent_id: Any, values: dict[str, Any], now: datetime | None = None
+    *,
+    actor: Actor,
+    agent_id: Any = None,
+    values: dict[str, Any],
+    now: datetime | None = None,
+    workflow_id: Any = None,
 ) -> ScheduledTask:
-    """A task of the actor's workspace owned by the actor, scheduled from `now`.
-    Raises ValidationFailed (the field named) or AgentNotFound."""
+    """A task of the actor's workspace owned by the actor, scheduled from `now`, that
+    runs an agent (`agent_id`) or a workflow (`workflow_id`, with `workflow_inputs`).
+    Raises ValidationFailed (the field named)."""
     actor.require_role(Role.MEMBER)
     now = _now(now)
-    try:
-        agent = _usable_agent(actor=actor, agent_id=agent_id)
-    except AgentNotFound as exc:
-        raise ValidationFailed("Unknown agent.", field="agent_id") from exc
-    task = ScheduledTask(workspace=actor.workspace, owner=actor.user, agent=agent)
+    if (agent_id is None) == (workflow_id is None):
+        raise ValidationFailed("Give exactly one of agent_id and workflow_id.", field="agent_id")
+    agent = workflow = None
+    if workflow_id is not None:
+        workflow = _usable_workflow(actor=actor, workflow_id=workflow_id)
+    else:
+        try:
+            agent = _usable_agent(actor=actor, agent_id=agent_id)
+        except AgentNotFound as exc:
+            raise ValidationFailed("Unknown agent.", field="agent_id") from exc
+    task = ScheduledTask(
+        workspace=actor.workspace, owner=actor.user, agent=agent, workflow=workflow
+    )
     for name in TASK_FIELDS:
         if name in values:
             setattr(task, name, values[name])
@@ -390,6 +421,12 @@ def _owner_actor(task: ScheduledTask) -> tuple[Actor | None, str, str]:
     if not owner.is_active or membership is None or not Role(membership.role).at_least(Role.MEMBER):
         return None, "owner_lost_access", "The task's owner no longer has access to the workspace."
     actor = Actor(user=owner, workspace=task.workspace, role=Role(membership.role))
+    if task.workflow_id is not None:
+        try:
+            access_workflow(actor=actor, workflow_id=task.workflow_id)
+        except WorkflowNotFound:
+            return None, "owner_lost_access", "The task's workflow is gone."
+        return actor, "", ""
     try:
         agent = access_agent(actor=actor, agent_id=task.agent_id)
     except AgentNotFound:
@@ -447,6 +484,9 @@ def execution_start(*, execution_id: uuid.UUID | str, now: datetime | None = Non
             execution, status=ExecutionStatus.FAILED, code=code, reason=reason, now=now, pause=True
         )
         return
+    if task.workflow_id is not None:
+        _execution_start_workflow(execution, actor=actor, now=now)
+        return
     prompt = render_prompt(task.prompt_template, _variables(execution, now=now))
     try:
         conversation = _conversation_for(task, actor=actor, due=execution.due_at)
@@ -467,6 +507,60 @@ def execution_start(*, execution_id: uuid.UUID | str, now: datetime | None = Non
     job_heartbeat(TaskExecution, execution.id, run=run)
     execution.refresh_from_db()
     execution_settle(execution=execution, now=now)
+
+
+def _execution_start_workflow(execution: TaskExecution, *, actor: Actor, now: datetime) -> None:
+    """Start the task's workflow (its published version) with the task's inputs (and a
+    trigger's JSON body as `body` when the start step declares it)."""
+    task = execution.task
+    assert task.workflow is not None
+    inputs = dict(task.workflow_inputs or {})
+    if "body" in execution.variables:
+        inputs["body"] = execution.variables["body"]
+    source = (
+        WorkflowRunSource.TRIGGER
+        if execution.trigger == ExecutionTrigger.TRIGGER
+        else WorkflowRunSource.SCHEDULE
+    )
+    try:
+        run = workflow_run_start(actor=actor, workflow=task.workflow, inputs=inputs, source=source)
+    except ApplicationError as exc:  # not published, inputs refused: a readable failure
+        _execution_finish(
+            execution, status=ExecutionStatus.FAILED, code=exc.code, reason=exc.message, now=now
+        )
+        return
+    job_heartbeat(TaskExecution, execution.id, workflow_run=run)
+    execution.refresh_from_db()
+    execution_settle(execution=execution, now=now)
+
+
+def _settle_workflow(execution: TaskExecution, *, now: datetime) -> None:
+    task = execution.task
+    run = WorkflowRun.objects.filter(id=execution.workflow_run_id).first()
+    if run is None or run.status == WorkflowRunStatus.CANCELLED or run.status == "failed":
+        code = (run.error_code if run else "") or "workflow_run_failed"
+        reason = (run.error_message if run else "") or "The workflow run did not succeed."
+        _execution_finish(
+            execution, status=ExecutionStatus.FAILED, code=code, reason=reason, now=now
+        )
+        return
+    if run.status == WorkflowRunStatus.SUCCEEDED:
+        answer = json.dumps(run.outputs, default=str)[:20_000]
+        _execution_finish(execution, status=ExecutionStatus.SUCCEEDED, answer=answer, now=now)
+        return
+    started = execution.started_at or now
+    if now - started > timedelta(seconds=task.time_limit_seconds):
+        actor, _, _ = _owner_actor(task)
+        if actor is not None:
+            with contextlib.suppress(ApplicationError):  # it ended meanwhile
+                workflow_run_cancel(actor=actor, run=run)
+        _execution_finish(
+            execution,
+            status=ExecutionStatus.FAILED,
+            code="time_limit",
+            reason=f"The execution took longer than its {task.time_limit_seconds} s limit.",
+            now=now,
+        )
 
 
 def _conversation_for(task: ScheduledTask, *, actor: Actor, due: datetime) -> Conversation:
@@ -497,6 +591,9 @@ def execution_settle(*, execution: TaskExecution, now: datetime | None = None) -
         return
     now = _now(now)
     task = execution.task
+    if execution.workflow_run_id is not None:
+        _settle_workflow(execution, now=now)
+        return
     run = (
         Run.objects.filter(id=execution.run_id).select_related("answer_message").first()
         if execution.run_id is not None
@@ -632,7 +729,8 @@ def _execution_keep_alive(execution: TaskExecution, *, now: datetime) -> None:
     (the run has its own worker and stale sweep)."""
     execution_settle(execution=execution, now=now)
     execution.refresh_from_db(fields=["status"])
-    if execution.status == ExecutionStatus.RUNNING and execution.run_id is not None:
+    alive = execution.run_id is not None or execution.workflow_run_id is not None
+    if execution.status == ExecutionStatus.RUNNING and alive:
         job_heartbeat(TaskExecution, execution.id)
 
 
@@ -641,7 +739,7 @@ def _execution_retry_stale(execution: TaskExecution) -> bool:
     it by its run. Without one (the worker died before starting it): another attempt
     while retries remain, else the sweep fails it `worker_lost`."""
     execution = TaskExecution.objects.select_related("task").get(id=execution.id)
-    if execution.run_id is not None:
+    if execution.run_id is not None or execution.workflow_run_id is not None:
         _execution_keep_alive(execution, now=timezone.now())
         return True
     if execution.attempts > execution.task.max_retries:
@@ -1044,15 +1142,21 @@ def trigger_create(
     agent_id: Any = None,
     task_id: Any = None,
     prompt_template: str = "",
+    workflow_id: Any = None,
 ) -> tuple[InboundTrigger, str]:
     """A trigger of the actor's workspace, run as the actor, that starts a run of an
-    agent (with `prompt_template`) or an execution of a task, and its secret (returned
-    this once). Raises ValidationFailed (the field named)."""
+    agent (with `prompt_template`), an execution of a task, or a run of a workflow (the
+    JSON body is its inputs), and its secret (returned this once). Raises
+    ValidationFailed (the field named)."""
     actor.require_role(Role.MEMBER)
-    if (agent_id is None) == (task_id is None):
-        raise ValidationFailed("Give exactly one of agent_id and task_id.", field="agent_id")
-    agent = task = None
-    if agent_id is not None:
+    if [agent_id, task_id, workflow_id].count(None) != 2:
+        raise ValidationFailed(
+            "Give exactly one of agent_id, task_id and workflow_id.", field="agent_id"
+        )
+    agent = task = workflow = None
+    if workflow_id is not None:
+        workflow = _usable_workflow(actor=actor, workflow_id=workflow_id)
+    elif agent_id is not None:
         try:
             agent = _usable_agent(actor=actor, agent_id=agent_id)
         except AgentNotFound as exc:
@@ -1073,6 +1177,7 @@ def trigger_create(
         name=name,
         agent=agent,
         task=task,
+        workflow=workflow,
         prompt_template=prompt_template,
         secret=secret,
     )
@@ -1164,6 +1269,32 @@ def _audit_trigger_call(
         metadata={"outcome": outcome, **more},
         ip=ip,
     )
+
+
+def trigger_fire_workflow(*, trigger: InboundTrigger, body: bytes, ip: str | None) -> WorkflowRun:
+    """Start a run of the trigger's workflow (its published version) as its owner, with
+    the JSON body (an object) as the run's inputs. Raises ValidationFailed (`body`,
+    `inputs.<name>`), Conflict when the owner lost access or nothing is published."""
+    try:
+        payload = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationFailed("The body is not valid JSON.", field="body") from exc
+    if not isinstance(payload, dict):
+        raise ValidationFailed("The body is a JSON object (the run's inputs).", field="body")
+    assert trigger.workflow is not None
+    owner_task = ScheduledTask(
+        workspace=trigger.workspace, owner=trigger.owner, workflow=trigger.workflow
+    )
+    actor, code, reason = _owner_actor(owner_task)
+    if actor is None:
+        _audit_trigger_call(trigger, ip=ip, outcome=code)
+        raise TriggerOwnerLostAccess(reason)
+    InboundTrigger.objects.filter(id=trigger.id).update(last_called_at=timezone.now())
+    run = workflow_run_start(
+        actor=actor, workflow=trigger.workflow, inputs=payload, source=WorkflowRunSource.TRIGGER
+    )
+    _audit_trigger_call(trigger, ip=ip, outcome="started", workflow_run_id=str(run.id))
+    return run
 
 
 def trigger_fire(*, trigger: InboundTrigger, body: bytes, ip: str | None) -> Run:

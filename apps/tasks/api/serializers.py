@@ -24,14 +24,26 @@ from apps.tasks.models import (
 class TaskWriteSerializer(serializers.Serializer):
     """Create (all required fields) or change (any subset) a task."""
 
-    agent_id = serializers.UUIDField()
+    agent_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="The agent to run (or give workflow_id)."
+    )
+    workflow_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The workflow to run (its published version), instead of an agent.",
+    )
+    workflow_inputs = serializers.JSONField(
+        required=False, help_text="The workflow run's inputs (a workflow task)."
+    )
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     prompt_template = serializers.CharField(
         max_length=20_000,
         trim_whitespace=False,
-        help_text="The prompt; `$date`, `$time`, `$datetime`, `$due_at`, `$timezone`, "
-        "`$task_name`, `$previous_answer` are replaced (write `$$` for a dollar sign).",
+        required=False,
+        help_text="An agent task's prompt (required for one); `$date`, `$time`, "
+        "`$datetime`, `$due_at`, `$timezone`, `$task_name`, `$previous_answer` are "
+        "replaced (write `$$` for a dollar sign).",
     )
     schedule_kind = serializers.ChoiceField(choices=ScheduleKind.choices)
     run_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -52,7 +64,8 @@ class TaskWriteSerializer(serializers.Serializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    agent_id = serializers.UUIDField(read_only=True)
+    agent_id = serializers.UUIDField(read_only=True, allow_null=True)
+    workflow_id = serializers.UUIDField(read_only=True, allow_null=True)
     conversation_id = serializers.UUIDField(read_only=True, allow_null=True)
     owner_id = serializers.UUIDField(read_only=True)
 
@@ -61,6 +74,8 @@ class TaskSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "agent_id",
+            "workflow_id",
+            "workflow_inputs",
             "owner_id",
             "name",
             "description",
@@ -96,6 +111,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     task_id = serializers.UUIDField(read_only=True)
     run_id = serializers.UUIDField(read_only=True, allow_null=True)
     conversation_id = serializers.UUIDField(read_only=True, allow_null=True)
+    workflow_run_id = serializers.UUIDField(read_only=True, allow_null=True)
     status = serializers.ChoiceField(choices=ExecutionStatus.choices, read_only=True)
     trigger = serializers.ChoiceField(choices=ExecutionTrigger.choices, read_only=True)
     duration_ms = serializers.SerializerMethodField()
@@ -114,6 +130,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "attempts",
             "run_id",
             "conversation_id",
+            "workflow_run_id",
             "prompt",
             "answer",
             "error_code",
@@ -246,6 +263,9 @@ class TriggerWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     agent_id = serializers.UUIDField(required=False, allow_null=True)
     task_id = serializers.UUIDField(required=False, allow_null=True)
+    workflow_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="Start this workflow (the body is its inputs)."
+    )
     prompt_template = serializers.CharField(
         max_length=20_000,
         allow_blank=True,
@@ -260,6 +280,7 @@ class TriggerWriteSerializer(serializers.Serializer):
 class TriggerSerializer(serializers.ModelSerializer):
     agent_id = serializers.UUIDField(read_only=True, allow_null=True)
     task_id = serializers.UUIDField(read_only=True, allow_null=True)
+    workflow_id = serializers.UUIDField(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField(help_text="Where to POST (see docs/tasks.md).")
 
     class Meta:
@@ -269,6 +290,7 @@ class TriggerSerializer(serializers.ModelSerializer):
             "name",
             "agent_id",
             "task_id",
+            "workflow_id",
             "prompt_template",
             "enabled",
             "url",
@@ -294,8 +316,11 @@ class TriggerCreatedSerializer(TriggerSerializer):
 
 
 class TriggerFiredSerializer(serializers.Serializer):
-    run_id = serializers.UUIDField()
-    conversation_id = serializers.UUIDField()
+    run_id = serializers.UUIDField(allow_null=True, help_text="Null for a workflow trigger.")
+    conversation_id = serializers.UUIDField(allow_null=True)
+    workflow_run_id = serializers.UUIDField(
+        allow_null=True, required=False, help_text="The workflow run (a workflow trigger)."
+    )
     status = serializers.CharField(help_text="The run's status.")
     status_url = serializers.CharField(help_text="GET it (with an API key) to follow the run.")
     answer = serializers.CharField(

@@ -31,6 +31,7 @@ from apps.tasks.services import (
     trigger_create,
     trigger_delete,
     trigger_fire,
+    trigger_fire_workflow,
     trigger_update,
 )
 from apps.users.actors import Actor
@@ -63,6 +64,7 @@ class TriggerListView(SecretListCreateView):
             name=values["name"],
             agent_id=values.get("agent_id"),
             task_id=values.get("task_id"),
+            workflow_id=values.get("workflow_id"),
             prompt_template=values.get("prompt_template", ""),
         )
 
@@ -157,6 +159,18 @@ class TriggerFireView(ApiView):
         trigger = trigger_authenticate(
             trigger_id=trigger_id, body=body, headers=dict(request.headers), ip=ip
         )
+        if trigger.workflow_id is not None:
+            workflow_run = trigger_fire_workflow(trigger=trigger, body=body, ip=ip)
+            workflow_run.refresh_from_db()
+            fired = {
+                "run_id": None,
+                "conversation_id": None,
+                "workflow_run_id": workflow_run.id,
+                "status": workflow_run.status,
+                "status_url": f"/api/v1/workflows/runs/{workflow_run.id}",
+                "answer": None,
+            }
+            return Response(TriggerFiredSerializer(fired).data, status=202)
         run = trigger_fire(trigger=trigger, body=body, ip=ip)
         if wait:
             run = run_wait(run=run, seconds=wait)

@@ -51,8 +51,11 @@ class TaskListView(ApiView):
         serializer = TaskWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = changed_values(serializer)
-        agent_id = values.pop("agent_id")
-        task = task_create(actor=get_actor(request), agent_id=agent_id, values=values)
+        agent_id = values.pop("agent_id", None)
+        workflow_id = values.pop("workflow_id", None)
+        task = task_create(
+            actor=get_actor(request), agent_id=agent_id, workflow_id=workflow_id, values=values
+        )
         return Response(TaskSerializer(task).data, status=201)
 
 
