@@ -427,6 +427,8 @@ def _owner_actor(task: ScheduledTask) -> tuple[Actor | None, str, str]:
         except WorkflowNotFound:
             return None, "owner_lost_access", "The task's workflow is gone."
         return actor, "", ""
+    if task.agent_id is None:
+        return None, "owner_lost_access", "The task has no agent."
     try:
         agent = access_agent(actor=actor, agent_id=task.agent_id)
     except AgentNotFound:
@@ -536,8 +538,9 @@ def _execution_start_workflow(execution: TaskExecution, *, actor: Actor, now: da
 
 def _settle_workflow(execution: TaskExecution, *, now: datetime) -> None:
     task = execution.task
-    run = WorkflowRun.objects.filter(id=execution.workflow_run_id).first()
-    if run is None or run.status == WorkflowRunStatus.CANCELLED or run.status == "failed":
+    run_id = execution.workflow_run_id
+    run = WorkflowRun.objects.filter(pk=run_id).first() if run_id is not None else None
+    if run is None or run.status in (WorkflowRunStatus.CANCELLED, WorkflowRunStatus.FAILED):
         code = (run.error_code if run else "") or "workflow_run_failed"
         reason = (run.error_message if run else "") or "The workflow run did not succeed."
         _execution_finish(

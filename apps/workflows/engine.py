@@ -16,7 +16,6 @@ failure), or `WaitForApproval` (an approval step with no decision yet).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -24,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import jsonschema
 from asgiref.sync import sync_to_async
@@ -80,7 +79,15 @@ from apps.workflows.models import WorkflowRun, WorkflowStepRun
 
 logger = logging.getLogger(__name__)
 
-_db = functools.partial(sync_to_async, thread_sensitive=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _db(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """`func` run on the run's thread (database work), awaited from the event loop."""
+    return sync_to_async(func, thread_sensitive=True)
+
+
 HEARTBEAT_SECONDS = 2.0
 AGENT_POLL_SECONDS = 0.2
 # Fields of a step that are not templates (ids, numbers, policies, nested bodies).

@@ -166,7 +166,8 @@ def version_diff(*, before: WorkflowVersion, after: WorkflowVersion) -> dict[str
     unified diff of each changed step's JSON)."""
 
     def by_id(definition: Any) -> dict[str, Any]:
-        return {s.get("id"): s for s in definition.get("steps", []) if isinstance(s, dict)}
+        steps = definition.get("steps", []) if isinstance(definition, dict) else []
+        return {str(s.get("id")): s for s in steps if isinstance(s, dict)}
 
     old, new = by_id(before.definition), by_id(after.definition)
     changed = []

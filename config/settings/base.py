@@ -347,6 +347,8 @@ if isinstance(_enum_overrides := SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], di
             "ProviderKindEnum": "apps.providers.choices.ProviderKind",
             "ModelKindEnum": "apps.providers.choices.ModelKind",
             "ModelCapabilityEnum": "apps.providers.choices.Capability",
+            "WorkflowRunStatusEnum": "apps.workflows.choices.RunStatus",
+            "WorkflowRunSourceEnum": "apps.workflows.choices.RunSource",
         }
     )
 

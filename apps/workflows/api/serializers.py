@@ -38,55 +38,66 @@ class WorkflowSerializer(serializers.ModelSerializer):
         return obj.published_version.number if obj.published_version else None
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class WorkflowVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkflowVersion
         fields = ["number", "definition", "note", "created_at"]
 
 
-class DiffSerializer(serializers.Serializer):
+class WorkflowStepDiffSerializer(serializers.Serializer):
+    step_id = serializers.CharField()
+    diff = serializers.CharField(help_text="A unified diff of the step's JSON.")
+
+
+class WorkflowDiffSerializer(serializers.Serializer):
     before = serializers.IntegerField()
     after = serializers.IntegerField()
     added = serializers.ListField(child=serializers.CharField())
     removed = serializers.ListField(child=serializers.CharField())
-    changed = serializers.ListField(child=serializers.DictField())
+    changed = WorkflowStepDiffSerializer(many=True)
 
 
-class ValidateSerializer(serializers.Serializer):
+class WorkflowValidateSerializer(serializers.Serializer):
     definition = serializers.JSONField()
 
 
-class ValidationResultSerializer(serializers.Serializer):
+class WorkflowValidationErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True, help_text="`steps.<id>.<field>`")
+    message = serializers.CharField()
+
+
+class WorkflowValidationResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
-    errors = serializers.ListField(child=serializers.DictField())
+    # A response shape only (never validated): the name shadows Serializer.errors.
+    errors = WorkflowValidationErrorSerializer(many=True)  # type: ignore[assignment]
 
 
-class PublishSerializer(serializers.Serializer):
+class WorkflowPublishSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, required=False)
 
 
-class RestoreSerializer(serializers.Serializer):
+class WorkflowRestoreSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
 
 
-class ImportSerializer(serializers.Serializer):
+class WorkflowImportSerializer(serializers.Serializer):
     format = serializers.CharField(max_length=32)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=5000, allow_blank=True, required=False)
     definition = serializers.JSONField()
 
 
-class RunStartSerializer(serializers.Serializer):
+class WorkflowRunStartSerializer(serializers.Serializer):
     inputs = serializers.JSONField(required=False, default=dict)
     version = serializers.IntegerField(min_value=1, required=False)
 
 
-class DecisionSerializer(serializers.Serializer):
+class WorkflowDecisionSerializer(serializers.Serializer):
     step_id = serializers.CharField(max_length=64, required=False)
     comment = serializers.CharField(max_length=2000, allow_blank=True, required=False)
 
 
-class StepRunSerializer(serializers.ModelSerializer):
+class WorkflowStepRunSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
 
     class Meta:
@@ -113,10 +124,12 @@ class StepRunSerializer(serializers.ModelSerializer):
         return {"code": obj.error_code, "message": obj.error_message}
 
 
-class RunSerializer(serializers.ModelSerializer):
+class WorkflowRunSerializer(serializers.ModelSerializer):
     workflow_id = serializers.UUIDField(read_only=True)
-    status = serializers.ChoiceField(choices=RunStatus.choices)
-    source = serializers.ChoiceField(choices=RunSource.choices)
+    status = serializers.ChoiceField(choices=RunStatus.choices, read_only=True)
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=RunSource.choices, read_only=True
+    )
     error = serializers.SerializerMethodField()
     rerun_of = serializers.UUIDField(source="rerun_of_id", read_only=True, allow_null=True)
     stream_url = serializers.SerializerMethodField()
@@ -152,13 +165,13 @@ class RunSerializer(serializers.ModelSerializer):
         return f"/api/v1/workflows/runs/{obj.id}/stream"
 
 
-class RunDetailSerializer(RunSerializer):
+class WorkflowRunDetailSerializer(WorkflowRunSerializer):
     steps = serializers.SerializerMethodField()
 
-    class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "steps"]
+    class Meta(WorkflowRunSerializer.Meta):
+        fields = [*WorkflowRunSerializer.Meta.fields, "steps"]
 
-    @extend_schema_field(StepRunSerializer(many=True))
+    @extend_schema_field(WorkflowStepRunSerializer(many=True))
     def get_steps(self, obj: WorkflowRun) -> list[dict[str, Any]]:
         rows = WorkflowStepRun.objects.filter(run=obj).order_by("id")
-        return list(StepRunSerializer(rows, many=True).data)
+        return list(WorkflowStepRunSerializer(rows, many=True).data)

@@ -17,17 +17,17 @@ from apps.core.api.renderers import EnvelopeJSONRenderer
 from apps.core.exceptions import ApplicationError, ValidationFailed
 from apps.users.actors import get_actor
 from apps.workflows.api.serializers import (
-    DecisionSerializer,
-    DiffSerializer,
-    ImportSerializer,
-    PublishSerializer,
-    RestoreSerializer,
-    RunDetailSerializer,
-    RunSerializer,
-    RunStartSerializer,
-    ValidateSerializer,
-    ValidationResultSerializer,
-    VersionSerializer,
+    WorkflowDecisionSerializer,
+    WorkflowDiffSerializer,
+    WorkflowImportSerializer,
+    WorkflowPublishSerializer,
+    WorkflowRestoreSerializer,
+    WorkflowRunDetailSerializer,
+    WorkflowRunSerializer,
+    WorkflowRunStartSerializer,
+    WorkflowValidateSerializer,
+    WorkflowValidationResultSerializer,
+    WorkflowVersionSerializer,
     WorkflowSerializer,
     WorkflowWriteSerializer,
 )
@@ -135,14 +135,16 @@ class VersionListView(ApiView):
     scope_area = AREA
 
     @extend_schema(
-        operation_id="workflows_versions_list", responses=VersionSerializer(many=True), tags=TAGS
+        operation_id="workflows_versions_list",
+        responses=WorkflowVersionSerializer(many=True),
+        tags=TAGS,
     )
     def get(self, request: Request, workflow_id: uuid.UUID) -> Response:
         workflow = access_workflow(actor=get_actor(request), workflow_id=workflow_id)
         return self.paginate(
             request,
             workflow_versions(workflow=workflow),
-            lambda page: VersionSerializer(page, many=True).data,
+            lambda page: WorkflowVersionSerializer(page, many=True).data,
             ordering="-number",
         )
 
@@ -150,10 +152,14 @@ class VersionListView(ApiView):
 class VersionDetailView(ApiView):
     scope_area = AREA
 
-    @extend_schema(operation_id="workflows_versions_get", responses=VersionSerializer, tags=TAGS)
+    @extend_schema(
+        operation_id="workflows_versions_get", responses=WorkflowVersionSerializer, tags=TAGS
+    )
     def get(self, request: Request, workflow_id: uuid.UUID, number: int) -> Response:
         workflow = access_workflow(actor=get_actor(request), workflow_id=workflow_id)
-        return Response(VersionSerializer(access_version(workflow=workflow, number=number)).data)
+        return Response(
+            WorkflowVersionSerializer(access_version(workflow=workflow, number=number)).data
+        )
 
 
 class VersionDiffView(ApiView):
@@ -165,7 +171,7 @@ class VersionDiffView(ApiView):
             OpenApiParameter("before", int, required=True),
             OpenApiParameter("after", int, required=True),
         ],
-        responses=DiffSerializer,
+        responses=WorkflowDiffSerializer,
         tags=TAGS,
     )
     def get(self, request: Request, workflow_id: uuid.UUID) -> Response:
@@ -186,7 +192,7 @@ class RestoreView(ApiView):
 
     @extend_schema(
         operation_id="workflows_restore",
-        request=RestoreSerializer,
+        request=WorkflowRestoreSerializer,
         responses=WorkflowSerializer,
         tags=TAGS,
         description="Make an earlier version the draft again (saved as a new version).",
@@ -194,7 +200,7 @@ class RestoreView(ApiView):
     def post(self, request: Request, workflow_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         workflow = access_workflow(actor=actor, workflow_id=workflow_id)
-        serializer = RestoreSerializer(data=request.data)
+        serializer = WorkflowRestoreSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         number = serializer.validated_data["version"]
         return Response(
@@ -207,7 +213,7 @@ class PublishView(ApiView):
 
     @extend_schema(
         operation_id="workflows_publish",
-        request=PublishSerializer,
+        request=WorkflowPublishSerializer,
         responses=WorkflowSerializer,
         tags=TAGS,
         description="Publish a version (default: the draft); runs use the published version.",
@@ -215,7 +221,7 @@ class PublishView(ApiView):
     def post(self, request: Request, workflow_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         workflow = access_workflow(actor=actor, workflow_id=workflow_id)
-        serializer = PublishSerializer(data=request.data)
+        serializer = WorkflowPublishSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         number = serializer.validated_data.get("version")
         return Response(
@@ -228,14 +234,14 @@ class ValidateView(ApiView):
 
     @extend_schema(
         operation_id="workflows_validate",
-        request=ValidateSerializer,
-        responses=ValidationResultSerializer,
+        request=WorkflowValidateSerializer,
+        responses=WorkflowValidationResultSerializer,
         tags=TAGS,
         description="Check a definition without saving it: `valid` and the errors, each "
         "naming its step and field (`steps.<id>.<field>`).",
     )
     def post(self, request: Request) -> Response:
-        serializer = ValidateSerializer(data=request.data)
+        serializer = WorkflowValidateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             definition_validate(
@@ -252,7 +258,7 @@ class ValidateView(ApiView):
 class ExportView(ApiView):
     scope_area = AREA
 
-    @extend_schema(operation_id="workflows_export", responses=ImportSerializer, tags=TAGS)
+    @extend_schema(operation_id="workflows_export", responses=WorkflowImportSerializer, tags=TAGS)
     def get(self, request: Request, workflow_id: uuid.UUID) -> Response:
         workflow = access_workflow(actor=get_actor(request), workflow_id=workflow_id)
         return Response(workflow_export(workflow=workflow))
@@ -263,7 +269,7 @@ class ImportView(ApiView):
 
     @extend_schema(
         operation_id="workflows_import",
-        request=ImportSerializer,
+        request=WorkflowImportSerializer,
         responses={201: WorkflowSerializer},
         tags=TAGS,
     )
@@ -277,15 +283,15 @@ class RunStartView(ApiView):
 
     @extend_schema(
         operation_id="workflows_runs_start",
-        request=RunStartSerializer,
-        responses={202: RunSerializer},
+        request=WorkflowRunStartSerializer,
+        responses={202: WorkflowRunSerializer},
         tags=RUN_TAGS,
         description="Start a run of the published version (or `version`) with `inputs`.",
     )
     def post(self, request: Request, workflow_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         workflow = access_workflow(actor=actor, workflow_id=workflow_id)
-        serializer = RunStartSerializer(data=request.data)
+        serializer = WorkflowRunStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         run = run_start(
@@ -295,7 +301,7 @@ class RunStartView(ApiView):
             version=data.get("version"),
         )
         run.refresh_from_db()
-        return Response(RunSerializer(run).data, status=202)
+        return Response(WorkflowRunSerializer(run).data, status=202)
 
 
 class RunListView(ApiView):
@@ -308,7 +314,7 @@ class RunListView(ApiView):
             OpenApiParameter("status", str, enum=RunStatus.values),
             OpenApiParameter("source", str, enum=RunSource.values),
         ],
-        responses=RunSerializer(many=True),
+        responses=WorkflowRunSerializer(many=True),
         tags=RUN_TAGS,
     )
     def get(self, request: Request) -> Response:
@@ -332,28 +338,35 @@ class RunListView(ApiView):
         runs = run_list(
             actor=get_actor(request), workflow_id=workflow_id, status=status, source=source
         )
-        return self.paginate(request, runs, lambda page: RunSerializer(page, many=True).data)
+        return self.paginate(
+            request, runs, lambda page: WorkflowRunSerializer(page, many=True).data
+        )
 
 
 class RunDetailView(ApiView):
     scope_area = AREA
 
-    @extend_schema(operation_id="workflows_runs_get", responses=RunDetailSerializer, tags=RUN_TAGS)
+    @extend_schema(
+        operation_id="workflows_runs_get", responses=WorkflowRunDetailSerializer, tags=RUN_TAGS
+    )
     def get(self, request: Request, run_id: uuid.UUID) -> Response:
         run = access_run(actor=get_actor(request), run_id=run_id)
-        return Response(RunDetailSerializer(run).data)
+        return Response(WorkflowRunDetailSerializer(run).data)
 
 
 class RunCancelView(ApiView):
     scope_area = AREA
 
     @extend_schema(
-        operation_id="workflows_runs_cancel", request=None, responses=RunSerializer, tags=RUN_TAGS
+        operation_id="workflows_runs_cancel",
+        request=None,
+        responses=WorkflowRunSerializer,
+        tags=RUN_TAGS,
     )
     def post(self, request: Request, run_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         run = run_cancel(actor=actor, run=access_run(actor=actor, run_id=run_id))
-        return Response(RunSerializer(run).data)
+        return Response(WorkflowRunSerializer(run).data)
 
 
 class RunRerunView(ApiView):
@@ -362,7 +375,7 @@ class RunRerunView(ApiView):
     @extend_schema(
         operation_id="workflows_runs_rerun",
         request=None,
-        responses={202: RunSerializer},
+        responses={202: WorkflowRunSerializer},
         tags=RUN_TAGS,
         description="A new run from the failed step: succeeded steps keep their outputs.",
     )
@@ -370,7 +383,7 @@ class RunRerunView(ApiView):
         actor = get_actor(request)
         new = run_rerun(actor=actor, run=access_run(actor=actor, run_id=run_id))
         new.refresh_from_db()
-        return Response(RunSerializer(new).data, status=202)
+        return Response(WorkflowRunSerializer(new).data, status=202)
 
 
 class _DecisionView(ApiView):
@@ -380,7 +393,7 @@ class _DecisionView(ApiView):
     def decide(self, request: Request, run_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         run = access_run(actor=actor, run_id=run_id)
-        serializer = DecisionSerializer(data=request.data)
+        serializer = WorkflowDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         run = run_decide(
@@ -390,7 +403,7 @@ class _DecisionView(ApiView):
             step_id=data.get("step_id"),
             comment=data.get("comment", ""),
         )
-        return Response(RunSerializer(run).data)
+        return Response(WorkflowRunSerializer(run).data)
 
 
 class RunApproveView(_DecisionView):
@@ -398,8 +411,8 @@ class RunApproveView(_DecisionView):
 
     @extend_schema(
         operation_id="workflows_runs_approve",
-        request=DecisionSerializer,
-        responses=RunSerializer,
+        request=WorkflowDecisionSerializer,
+        responses=WorkflowRunSerializer,
         tags=RUN_TAGS,
     )
     def post(self, request: Request, run_id: uuid.UUID) -> Response:
@@ -411,8 +424,8 @@ class RunRejectView(_DecisionView):
 
     @extend_schema(
         operation_id="workflows_runs_reject",
-        request=DecisionSerializer,
-        responses=RunSerializer,
+        request=WorkflowDecisionSerializer,
+        responses=WorkflowRunSerializer,
         tags=RUN_TAGS,
     )
     def post(self, request: Request, run_id: uuid.UUID) -> Response:
