@@ -4,6 +4,7 @@ from tests.agents.factories import make_agent
 from tests.conversations.conftest import http, live  # noqa: F401 (fixtures)
 from tests.knowledge.factories import add_texts, make_kb
 from tests.providers.factories import make_scripted_provider
+from tests.tasks.conftest import clock, tick  # noqa: F401 (fixtures)
 
 WORKFLOWS = "/api/v1/workflows"
 

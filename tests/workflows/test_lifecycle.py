@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from apps.core.jobs import jobs_sweep
-from apps.providers.scripted import Reply
 from apps.workflows import services
 from apps.workflows.models import WorkflowRun, WorkflowStepRun
 from tests.helpers import assert_error, assert_outsiders_get_404

@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 from apps.tasks.models import TaskExecution
 from apps.workflows.models import WorkflowRun
 from tests.helpers import assert_error
-from tests.tasks.conftest import clock, tick  # noqa: F401 (fixtures)
 from tests.workflows.conftest import WORKFLOWS, create_workflow, run_detail, simple_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -63,8 +63,9 @@ def test_cycles_and_unreachable_steps(api):
         ("steps.x.after", "The step is part of a cycle."),
         ("steps.y.after", "The step is part of a cycle."),
     }
-    definition["steps"] = definition["steps"][:-2] + [
-        {"id": "island", "type": "template", "template": "1"}
+    definition["steps"] = [
+        *definition["steps"][:-2],
+        {"id": "island", "type": "template", "template": "1"},
     ]
     assert fields_of(api, definition) == {"steps.island.after"}
 

@@ -25,10 +25,10 @@ from apps.workflows.api.serializers import (
     WorkflowRunDetailSerializer,
     WorkflowRunSerializer,
     WorkflowRunStartSerializer,
+    WorkflowSerializer,
     WorkflowValidateSerializer,
     WorkflowValidationResultSerializer,
     WorkflowVersionSerializer,
-    WorkflowSerializer,
     WorkflowWriteSerializer,
 )
 from apps.workflows.choices import RUN_TERMINAL, RunSource, RunStatus
