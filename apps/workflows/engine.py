@@ -535,11 +535,15 @@ async def _http_request(
     headers = {str(k): str(v) for k, v in (resolved.get("headers") or {}).items()}
     body = resolved.get("body")
     timeout = float(step.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+    content = None
+    if body is not None and method not in ("GET", "HEAD"):
+        content = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
     response = await afetch(
         str(resolved["url"]),
         method=method,
         headers=headers,
-        json=body if body is not None and method not in ("GET", "HEAD") else None,
+        content=content,
         timeout=timeout,
         max_bytes=1_000_000,
     )
@@ -730,10 +734,11 @@ EXECUTORS: dict[str, Executor] = {
 def resolve(step: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
     """The step's template fields rendered (ids, policies and bodies are left as they are).
     Raises ExpressionError."""
+    literal = _LITERAL_FIELDS if step.get("type") == StepType.LOOP else _LITERAL_FIELDS - {"body"}
     return {
         name: evaluate(value, variables)
         for name, value in step.items()
-        if name not in _LITERAL_FIELDS and not name.endswith("_id") and name != "knowledge_base_ids"
+        if name not in literal and not name.endswith("_id") and name != "knowledge_base_ids"
     } | ({"knowledge_base_ids": step["knowledge_base_ids"]} if "knowledge_base_ids" in step else {})
 
 
