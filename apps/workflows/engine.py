@@ -70,12 +70,13 @@ from apps.workflows.definition import (
     MAX_SUB_WORKFLOW_DEPTH,
     ExpressionError,
     Graph,
+    check_inputs,
     evaluate,
     truthy,
     validate_definition,
 )
+from apps.workflows.models import Workflow, WorkflowRun, WorkflowStepRun
 from apps.workflows.models import WorkflowEvent as EventRow
-from apps.workflows.models import WorkflowRun, WorkflowStepRun
 
 logger = logging.getLogger(__name__)
 
@@ -636,9 +637,6 @@ async def _approval(ctx: RunContext, step: dict[str, Any], resolved: dict[str, A
 
 
 def _child_create(ctx: RunContext, step: dict[str, Any], inputs: dict[str, Any]) -> uuid.UUID:
-    # Here, not at module level: services imports this module (it drives runs).
-    from apps.workflows.models import Workflow
-
     workflow = (
         Workflow.objects.filter(id=str(step["workflow_id"]), workspace_id=ctx.run.workspace_id)
         .select_related("published_version")
@@ -675,8 +673,6 @@ def _child_create(ctx: RunContext, step: dict[str, Any], inputs: dict[str, Any])
 async def _sub_workflow(
     ctx: RunContext, step: dict[str, Any], resolved: dict[str, Any]
 ) -> StepOutcome:
-    from apps.workflows.definition import check_inputs
-
     inputs = resolved.get("inputs") or {}
     child_id = await _db(_child_create)(ctx, step, inputs)
     child = await _db(WorkflowRun.objects.get)(id=child_id)

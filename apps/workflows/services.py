@@ -37,6 +37,7 @@ from apps.workflows.exceptions import (
     RunNotWaiting,
 )
 from apps.workflows.models import Workflow, WorkflowRun, WorkflowStepRun, WorkflowVersion
+from apps.workflows.selectors import access_version
 
 EXECUTE_TASK = "workflows.execute_run"
 MAX_RUN_ATTEMPTS = 3
@@ -141,8 +142,6 @@ def workflow_delete(*, actor: Actor, workflow: Workflow) -> None:
 def workflow_publish(*, actor: Actor, workflow: Workflow, number: int | None = None) -> Workflow:
     """Publish a version (default: the draft): runs started without a version use it.
     Raises WorkflowVersionNotFound."""
-    from apps.workflows.selectors import access_version
-
     actor.require_role(Role.MEMBER)
     version = access_version(workflow=workflow, number=number or workflow.version)
     Workflow.objects.filter(id=workflow.id).update(published_version=version)
@@ -153,8 +152,6 @@ def workflow_publish(*, actor: Actor, workflow: Workflow, number: int | None = N
 def workflow_restore(*, actor: Actor, workflow: Workflow, number: int) -> Workflow:
     """Make an earlier version the draft again, as a new version (history is kept).
     Raises WorkflowVersionNotFound, InvalidDefinition (it names what no longer exists)."""
-    from apps.workflows.selectors import access_version
-
     version = access_version(workflow=workflow, number=number)
     return workflow_update(
         actor=actor, workflow=workflow, definition=version.definition, note=f"restored v{number}"
@@ -227,8 +224,6 @@ def run_start(
     """A queued run of the published version (or of `version`) with `inputs` (checked
     against the start step), executed by a worker after commit. Raises NotPublished,
     WorkflowVersionNotFound, InvalidInputs (fields `inputs.<name>`)."""
-    from apps.workflows.selectors import access_version
-
     actor.require_role(Role.MEMBER)
     if version is not None:
         chosen = access_version(workflow=workflow, number=version)
