@@ -5,6 +5,7 @@ from apps.console.views import security as security_views
 from apps.console.views import tasks as task_pages
 from apps.console.views import tools as tool_pages
 from apps.console.views import webhooks as webhook_pages
+from apps.console.views import workflows as workflow_pages
 
 app_name = "console"
 
@@ -179,4 +180,50 @@ urlpatterns = [
     path("agents/<uuid:agent_id>/export", agents.agent_export_view, name="agent_export"),
     path("agents/<uuid:agent_id>/sharing", agents.agent_sharing, name="agent_sharing"),
     path("agents/<uuid:agent_id>/test-chat", agents.agent_test_chat, name="agent_test_chat"),
+    # --- Workflows (apps/console/views/workflows.py) ---
+    path("workflows/", workflow_pages.workflow_index, name="workflows"),
+    path("workflows/import", workflow_pages.workflow_import_view, name="workflow_import"),
+    path("workflows/runs/<uuid:run_id>/", workflow_pages.run_detail, name="workflow_run"),
+    path("workflows/runs/<uuid:run_id>/live", workflow_pages.run_live, name="workflow_run_live"),
+    path(
+        "workflows/runs/<uuid:run_id>/cancel",
+        workflow_pages.run_cancel_view,
+        name="workflow_run_cancel",
+    ),
+    path(
+        "workflows/runs/<uuid:run_id>/rerun", workflow_pages.run_rerun_view, name="workflow_rerun"
+    ),
+    path(
+        "workflows/runs/<uuid:run_id>/decide",
+        workflow_pages.run_decide_view,
+        name="workflow_run_decide",
+    ),
+    path("workflows/<uuid:workflow_id>/", workflow_pages.workflow_detail, name="workflow"),
+    path(
+        "workflows/<uuid:workflow_id>/publish",
+        workflow_pages.workflow_publish_view,
+        name="workflow_publish",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/restore",
+        workflow_pages.workflow_restore_view,
+        name="workflow_restore",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/export",
+        workflow_pages.workflow_export_view,
+        name="workflow_export",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/delete",
+        workflow_pages.workflow_delete_view,
+        name="workflow_delete",
+    ),
+    path(
+        "workflows/<uuid:workflow_id>/graph", workflow_pages.workflow_graph, name="workflow_graph"
+    ),
+    path("workflows/<uuid:workflow_id>/runs/", workflow_pages.workflow_runs, name="workflow_runs"),
+    path(
+        "workflows/<uuid:workflow_id>/start", workflow_pages.workflow_start, name="workflow_start"
+    ),
 ]

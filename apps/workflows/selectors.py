@@ -4,7 +4,7 @@ object of another workspace."""
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from apps.users.actors import Actor
 from apps.workflows.exceptions import (
@@ -34,6 +34,18 @@ def workflow_list(*, actor: Actor) -> QuerySet[Workflow]:
         Workflow.objects.filter(workspace_id=actor.workspace_id)
         .select_related("published_version")
         .order_by("-created_at")
+    )
+
+
+def workflow_overview(*, actor: Actor) -> QuerySet[Workflow]:
+    """The workspace's workflows, newest first, each with `runs_count` (its top-level
+    runs) and `last_run_status` (of its newest top-level run, None before any)."""
+    top = WorkflowRun.objects.filter(workflow=OuterRef("pk"), parent_run__isnull=True)
+    return workflow_list(actor=actor).annotate(
+        runs_count=Subquery(
+            top.order_by().values("workflow").annotate(n=Count("id")).values("n")[:1]
+        ),
+        last_run_status=Subquery(top.order_by("-created_at").values("status")[:1]),
     )
 
 
