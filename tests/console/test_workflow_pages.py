@@ -404,3 +404,15 @@ def test_a_member_may_approve_and_start(client, workspace, workflow, waiting_run
 def test_signed_out_visitor_is_sent_to_sign_in(client, workflow):
     response = client.get(reverse("console:workflow", args=[workflow.id]))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_list_and_run_pages_have_bounded_queries(
+    owner_client, actor, workflow, waiting_run, django_assert_max_num_queries
+):
+    for i in range(5):
+        workflow_create(actor=actor, name=f"Flow {i}", definition=FLOW)
+    with django_assert_max_num_queries(12):
+        response = owner_client.get(reverse("console:workflows"))
+    assert response.content.count(b'<td><a href="/workflows/') == 6
+    with django_assert_max_num_queries(14):
+        owner_client.get(reverse("console:workflow_run", args=[waiting_run.id]))
