@@ -416,3 +416,26 @@ def test_list_and_run_pages_have_bounded_queries(
     assert response.content.count(b'<td><a href="/workflows/') == 6
     with django_assert_max_num_queries(14):
         owner_client.get(reverse("console:workflow_run", args=[waiting_run.id]))
+
+
+def test_graph_layout_layers_a_condition_with_labelled_branches():
+    from apps.console.views.workflows import graph_layout
+
+    definition = {"steps": [
+        {"id": "start", "type": "start"},
+        {"id": "check", "type": "condition", "after": ["start"], "if": "{{ true }}",
+         "then": ["yes"], "else": ["no"]},
+        {"id": "yes", "type": "template", "template": "y"},
+        {"id": "no", "type": "template", "template": "n"},
+        {"id": "end", "type": "end", "after": ["yes", "no"]},
+    ]}  # fmt: skip
+    layout = graph_layout(definition, {"yes": "succeeded", "no": "skipped"})
+    columns = {b.id: b.x for b in layout.boxes}
+    assert columns["start"] < columns["check"] < columns["yes"] == columns["no"] < columns["end"]
+    assert {b.id: b.status for b in layout.boxes}["no"] == "skipped"
+    assert sorted(e.label for e in layout.edges) == ["", "", "", "else", "then"]
+    assert layout.width >= columns["end"] + layout.box_w
+    cyclic = {"steps": [{"id": "a", "type": "template", "after": ["b"]},
+                        {"id": "b", "type": "template", "after": ["a"]}]}  # fmt: skip
+    assert graph_layout(cyclic) is None
+    assert graph_layout({"steps": []}) is None

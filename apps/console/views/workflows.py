@@ -7,6 +7,7 @@ start step's inputs. Through the workflows app's services and selectors, as the 
 
 import json
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,6 @@ from apps.console.forms_workflows import (
 from apps.core.exceptions import ApplicationError
 from apps.users.choices import Role
 from apps.workflows.choices import RunStatus, StepStatus, StepType
-from apps.workflows.definition import validate_definition
 from apps.workflows.models import Workflow, WorkflowRun
 from apps.workflows.selectors import (
     access_run,
@@ -87,48 +87,78 @@ class Layout:
     box_h: int = BOX_H
 
 
+def _edges_of(definition: Any) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """A definition's step types by id and each step's incoming edges as (dependency,
+    label): its `after` ids, and a condition's `then` / `else` targets (labelled)."""
+    steps = definition.get("steps") if isinstance(definition, dict) else None
+    types: dict[str, str] = {}
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and isinstance(step.get("id"), str):
+            types.setdefault(step["id"], str(step.get("type", "")))
+    incoming: dict[str, list[tuple[str, str]]] = {sid: [] for sid in types}
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict) or step.get("id") not in types:
+            continue
+        sid = step["id"]
+        after = step.get("after")
+        for dep in after if isinstance(after, list) else []:
+            if dep in types and all(dep != d for d, _ in incoming[sid]):
+                incoming[sid].append((dep, ""))
+        if step.get("type") == StepType.CONDITION:
+            for label in ("then", "else"):
+                targets = step.get(label)
+                for target in targets if isinstance(targets, list) else []:
+                    if target in types and all(sid != d for d, _ in incoming[target]):
+                        incoming[target].append((sid, label))
+    return types, incoming
+
+
 def graph_layout(definition: Any, statuses: dict[str, str] | None = None) -> Layout | None:
     """Steps as boxes in topological layers (a step's column is one past its deepest
     dependency), edges as curves from a dependency's right side to its dependent's left
-    side (a condition's labelled then/else). None for a definition that does not
-    validate (nothing is drawn)."""
-    try:
-        graph = validate_definition(definition)
-    except ApplicationError:
-        return None
+    side (a condition's labelled then/else). None when there is nothing to draw (no
+    steps, or a cycle: a saved definition has neither)."""
+    types, incoming = _edges_of(definition)
     statuses = statuses or {}
+    children: dict[str, list[str]] = {sid: [] for sid in types}
+    for sid, deps in incoming.items():
+        for dep, _ in deps:
+            children[dep].append(sid)
+    indegree = {sid: len(deps) for sid, deps in incoming.items()}
+    queue = deque(sid for sid in types if indegree[sid] == 0)
+    order: list[str] = []
+    while queue:
+        sid = queue.popleft()
+        order.append(sid)
+        for child in children[sid]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                queue.append(child)
+    if not order or len(order) != len(types):
+        return None
     layer: dict[str, int] = {}
-    for sid in graph.order:
-        layer[sid] = 1 + max((layer[d] for d in graph.deps[sid]), default=-1)
+    for sid in order:
+        layer[sid] = 1 + max((layer[d] for d, _ in incoming[sid]), default=-1)
     rows: dict[int, int] = {}
     pos: dict[str, tuple[int, int]] = {}
     boxes = []
-    for sid in graph.order:
+    for sid in order:
         col = layer[sid]
         row = rows.get(col, 0)
         rows[col] = row + 1
         x, y = PAD + col * (BOX_W + GAP_X), PAD + row * (BOX_H + GAP_Y)
         pos[sid] = (x, y)
-        boxes.append(Box(sid, graph.steps[sid]["type"], statuses.get(sid, ""), x, y))
+        boxes.append(Box(sid, types[sid], statuses.get(sid, ""), x, y))
     edges = []
-    for sid in graph.order:
-        for dep in graph.deps[sid]:
+    for sid in order:
+        for dep, label in incoming[sid]:
             (x1, y1), (x2, y2) = pos[dep], pos[sid]
             sx, sy, ex, ey = x1 + BOX_W, y1 + BOX_H // 2, x2, y2 + BOX_H // 2
             mid = (sx + ex) // 2
-            label = ""
-            if graph.steps[dep]["type"] == StepType.CONDITION:
-                label = graph.branch_of(dep, sid) or ""
-            edges.append(
-                Edge(
-                    f"M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}",
-                    label,
-                    mid,
-                    (sy + ey) // 2 - 4,
-                )
-            )
-    width = PAD * 2 + (max(layer.values(), default=0) + 1) * (BOX_W + GAP_X) - GAP_X
-    height = PAD * 2 + max(rows.values(), default=1) * (BOX_H + GAP_Y) - GAP_Y
+            path = f"M{sx},{sy} C{mid},{sy} {mid},{ey} {ex},{ey}"
+            edges.append(Edge(path, label, mid, (sy + ey) // 2 - 4))
+    width = PAD * 2 + (max(layer.values()) + 1) * (BOX_W + GAP_X) - GAP_X
+    height = PAD * 2 + max(rows.values()) * (BOX_H + GAP_Y) - GAP_Y
     return Layout(boxes, edges, width, height)
 
 
