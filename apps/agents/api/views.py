@@ -7,7 +7,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.agents.api.serializers import (
-    AgentImportSerializer,
     AgentJobSerializer,
     AgentSerializer,
     AgentVersionSerializer,
@@ -21,6 +20,7 @@ from apps.agents.api.serializers import (
     sharing_data,
 )
 from apps.agents.choices import AgentJobKind
+from apps.agents.documents import AgentImportSerializer
 from apps.agents.models import Agent
 from apps.agents.selectors import (
     access_agent,
