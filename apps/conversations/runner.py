@@ -29,6 +29,7 @@ from apps.conversations.choices import RunStatus
 from apps.conversations.eventlog import RunPublisher
 from apps.conversations.executor import Reservation, executor
 from apps.conversations.models import Run
+from apps.core.db import db_sync_to_async
 from apps.core.events import (
     Done,
     End,
@@ -118,7 +119,7 @@ async def _heartbeat(run: Run, cancel: asyncio.Event, publisher: RunPublisher) -
 
 
 async def _read_sync(func: Callable[..., Any], *args: Any) -> Any:
-    return await sync_to_async(func, thread_sensitive=False)(*args)
+    return await db_sync_to_async(func)(*args)
 
 
 def _begin_reads(run: Run) -> tuple[asyncio.Task[Any], asyncio.Task[Any]]:
