@@ -11,7 +11,7 @@ from apps.skills.services import skill_upload
 from apps.users.choices import Role
 from apps.users.models import AuditEvent, Membership
 from tests.agents.factories import actor_for, make_agent
-from tests.conversations.conftest import chat_agent, http, live, read_sse, wait_for  # noqa: F401
+from tests.conversations.conftest import read_sse, wait_for
 from tests.helpers import assert_error
 from tests.providers.factories import make_scripted_provider
 from tests.skills.factories import skill_zip
@@ -55,7 +55,9 @@ def test_policy_is_off_by_default_and_only_admins_change_it(
     assert anon.get(_url(workspace)).status_code == 401
     assert_error(outsider.get(_url(workspace)), 404, "workspace_not_found")
     assert_error(
-        outsider.patch(_url(workspace), {"enabled": True}, format="json"), 404, "workspace_not_found"
+        outsider.patch(_url(workspace), {"enabled": True}, format="json"),
+        404,
+        "workspace_not_found",
     )
 
     member = UserFactory(email="bob@example.com")
@@ -122,7 +124,7 @@ def test_an_agent_run_computes_writes_a_file_and_the_user_downloads_it(
 
     run = _finished(r.json()["data"]["id"])
     assert run.status == "completed", run.error_message
-    tool_message = [m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool"][0]
+    tool_message = next(m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool")
     assert "stdout:\nrows 5" in tool_message["content"]
     assert "result: 55" in tool_message["content"]
     listed = http.get(f"/api/v1/files?conversation_id={conv_id}&origin=agent").json()["data"]
@@ -163,7 +165,7 @@ def test_a_hostile_call_is_a_tool_error_and_the_run_goes_on(http, workspace, use
     r = http.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": "Go"})
     run = _finished(r.json()["data"]["id"])
     assert run.status == "completed", run.error_message
-    first = [m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool"][0]
+    first = next(m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool")
     assert first["content"].startswith(("Error (timeout):", "Error (cpu_limit):"))
     second = [m for m in scripted_llm.requests[2]["messages"] if m["role"] == "tool"][-1]
     assert second["content"].startswith("Error (error): OSError: [Errno 30] Read-only")
@@ -220,7 +222,7 @@ def test_a_skill_script_runs_read_only_with_the_workspace(http, workspace, user,
     assert run.status == "completed", run.error_message
     tool_names = [t["function"]["name"] for t in scripted_llm.requests[0]["tools"]]
     assert "skill_script_run" in tool_names
-    tool_message = [m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool"][0]
+    tool_message = next(m for m in scripted_llm.requests[1]["messages"] if m["role"] == "tool")
     assert "extracting a.pdf" in tool_message["content"]
     assert "skill files are Read-only file system" in tool_message["content"]
     listed = http.get(f"/api/v1/files?conversation_id={conv_id}&origin=agent").json()["data"]

@@ -1,6 +1,7 @@
 """The code sandbox itself (apps.agents.sandbox): real code in real namespaces. Each
 hostile case ends with a clear status and error, and the next execution works."""
 
+import ast
 import http.server
 import os
 import threading
@@ -104,7 +105,7 @@ def test_infinite_output_is_cut_at_the_output_limit():
 class _Canary(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         _Canary.hits.append(self.path)
         self.send_response(200)
         self.end_headers()
@@ -176,7 +177,7 @@ def test_the_platform_files_environment_and_database_are_invisible(monkeypatch):
     )
     result = run_python(code, limits=LIMITS)
     assert result.status == "ok", result
-    found, names = eval(result.result)  # noqa: S307 - a repr of lists of str
+    found, names = ast.literal_eval(result.result)
     # /proc/1/environ is the sandbox's own init (empty environment), never the host's.
     assert [p for p in found if p != "/proc/1/environ"] == []
     assert "SANDBOX_TEST_SECRET" not in names
