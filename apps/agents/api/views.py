@@ -418,7 +418,8 @@ class AgentJobCancelView(ApiView):
 
 
 def _policy_json(policy: Any) -> dict[str, Any]:
-    return {name: getattr(policy, name) for name in CodeInterpreterPolicySerializer().fields}
+    names: list[str] = list(CodeInterpreterPolicySerializer().fields.keys())
+    return {name: getattr(policy, name) for name in names}
 
 
 class CodeInterpreterPolicyView(ApiView):
