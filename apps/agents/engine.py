@@ -39,12 +39,16 @@ from apps.agents.builtin_tools import (
     SubAgentInfo,
     attachment_search_spec,
     builtin_tool_specs,
+    code_interpreter_spec,
+    skill_script_spec,
     subagent_tool_specs,
 )
+from apps.agents.choices import AgentBuiltinTool
 from apps.agents.engine_types import AgentSnapshot, RunHooks, TurnOutcome
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
-from apps.agents.selectors import agent_snapshot_by_id
+from apps.agents.selectors import agent_snapshot_by_id, code_interpreter_policy, skill_scripts
+from apps.agents.services import code_execution_arun, code_execution_create
 from apps.core.events import (
     AnswerDelta,
     AnswerDone,
@@ -439,6 +443,8 @@ class _Turn:
         # Tool calls persisted whose result is not recorded yet, by id.
         self.open_calls: dict[str, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
+        # skill name -> (SkillVersion id, its Python scripts), for skill_script_run.
+        self._skill_scripts: dict[str, tuple[uuid.UUID, list[str]]] = {}
         self._tokens: dict[int, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -603,7 +609,11 @@ class _Turn:
     async def _gather_tools(self) -> tuple[list[ToolSpec], str]:
         agent = self.agent
         workspace_id = agent.workspace_id
-        specs = builtin_tool_specs(agent.builtin_tools)
+        specs = builtin_tool_specs(
+            [name for name in agent.builtin_tools if name != AgentBuiltinTool.CODE_INTERPRETER]
+        )
+        if AgentBuiltinTool.CODE_INTERPRETER in agent.builtin_tools:
+            specs += await sync_to_async(self._code_tools)()
         if agent.subagent_ids and self.context.depth < MAX_SUBAGENT_DEPTH:
             infos = await sync_to_async(_subagent_infos)(
                 workspace_id=workspace_id, ids=list(agent.subagent_ids)
@@ -631,6 +641,46 @@ class _Turn:
             # Nobody can approve inside a sub-agent's call: such tools are not offered.
             specs = [spec for spec in specs if not self._needs_approval(spec)]
         return specs, skills_text or ""
+
+    def _code_tools(self) -> list[ToolSpec]:
+        """`code_interpreter` (and `skill_script_run` when the agent's skills bundle Python
+        scripts) where the workspace enabled the sandbox; nothing otherwise."""
+        agent = self.agent
+        policy = code_interpreter_policy(workspace_id=agent.workspace_id)
+        if not policy.enabled:
+            return []
+        approval = policy.require_approval
+        specs = [code_interpreter_spec(runner=self._run_code, requires_approval=approval)]
+        if agent.skill_ids:
+            self._skill_scripts = skill_scripts(
+                workspace_id=agent.workspace_id, skill_version_ids=list(agent.skill_ids)
+            )
+            if self._skill_scripts:
+                scripts = {name: paths for name, (_, paths) in self._skill_scripts.items()}
+                specs.append(
+                    skill_script_spec(
+                        runner=self._run_code, requires_approval=approval, scripts=scripts
+                    )
+                )
+        return specs
+
+    async def _run_code(self, request: dict[str, Any], tool_ctx: ToolContext) -> dict[str, Any]:
+        skill = request.get("skill")
+        version_id = None
+        if skill is not None:
+            version_id = self._skill_scripts[skill][0]
+        execution = await sync_to_async(code_execution_create)(
+            workspace_id=tool_ctx.workspace_id,
+            user_id=tool_ctx.user_id,
+            agent_id=tool_ctx.agent_id,
+            run_id=tool_ctx.run_id,
+            conversation_id=tool_ctx.conversation_id,
+            code=request.get("code", ""),
+            skill_version_id=version_id,
+            script=request.get("script", ""),
+            args=request.get("args"),
+        )
+        return await code_execution_arun(execution_id=execution.id)
 
     def _needs_approval(self, spec: ToolSpec) -> bool:
         return spec.requires_approval or spec.name in self.agent.tools_requiring_approval

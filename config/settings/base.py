@@ -573,3 +573,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["KnowledgeSearchModeEnum"] = (
     "apps.knowledge.choices.SearchMode"
 )
+
+# The code sandbox (docs/sandbox.md): empty runs executions in a thread of the process that
+# runs the agent; a queue name ("sandbox") sends them to Celery workers consuming it.
+SANDBOX_CELERY_QUEUE = env.str("SANDBOX_CELERY_QUEUE", default="")

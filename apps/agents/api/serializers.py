@@ -285,3 +285,15 @@ class FieldChangeSerializer(serializers.Serializer):
     lines = DiffLineSerializer(
         many=True, help_text="For text fields (instructions, ...): the line diff."
     )
+
+
+class CodeInterpreterPolicySerializer(serializers.Serializer):
+    """A workspace's code interpreter (docs/sandbox.md). PATCH any subset."""
+
+    enabled = serializers.BooleanField(required=False)
+    require_approval = serializers.BooleanField(required=False)
+    cpu_seconds = serializers.IntegerField(required=False, min_value=1, max_value=300)
+    wall_seconds = serializers.IntegerField(required=False, min_value=1, max_value=600)
+    memory_mb = serializers.IntegerField(required=False, min_value=64, max_value=8192)
+    output_bytes = serializers.IntegerField(required=False, min_value=1024, max_value=1048576)
+    max_processes = serializers.IntegerField(required=False, min_value=1, max_value=512)
