@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, cast
 
@@ -97,6 +97,9 @@ SUMMARY_MAX_TOKENS = 800
 PRECOUNT_IN_THREAD_CHARS = 50_000
 
 REJECTED_RESULT = "The user rejected this tool call; it was not executed."
+CLIENT_TOOL_RESULT = (
+    "This tool runs in the client application, which did not send its result; it was not executed."
+)
 SYNTHETIC_RESULTS = {
     "interrupted": ctx.INTERRUPTED_RESULT,
     "cancelled": "The run was cancelled before this tool call returned a result.",
@@ -138,6 +141,8 @@ async def run_turn(
     cancel: asyncio.Event,
     decisions: dict[str, bool] | None = None,
     usage: UsageContext,
+    client_tools: Sequence[ToolSpec] = (),
+    instructions: str = "",
 ) -> TurnOutcome:
     """Run one agent turn over `history` (OpenAI-format messages from the latest
     compaction summary on; the latest user message already in it). Returns a TurnOutcome;
@@ -147,6 +152,10 @@ async def run_turn(
     includes the persisted tool-call message and the results of the calls that needed no
     approval) and `decisions` {tool_call_id: approved}: approved calls run, rejected ones
     get a "rejected by the user" result, undecided ones keep the turn paused.
+
+    `client_tools` (from `client_tool_specs`) are offered after the agent's own tools (one
+    named like an agent tool is not offered); `instructions` are added to the system
+    prompt for this turn (a protocol client's context).
 
     Stop it with `cancel`; cancelling the task running it abandons the turn without
     recording anything."""
@@ -158,7 +167,33 @@ async def run_turn(
         cancel=cancel,
         decisions=decisions or {},
         usage=usage,
+        client_tools=client_tools,
+        instructions=instructions,
     ).run()
+
+
+async def _client_tool_not_here(args: dict[str, Any], context: ToolContext) -> ToolResult:
+    return ToolResult(content=CLIENT_TOOL_RESULT, is_error=True)
+
+
+def client_tool_specs(tools: Sequence[dict[str, Any]]) -> list[ToolSpec]:
+    """ToolSpecs (source "client") for the tools a protocol client offers for one run
+    (AG-UI frontend tools: [{name, description, parameters}]). A call to one pauses the
+    turn like a call that needs approval (`requires_action`): the client executes it, and
+    its result, stored as the call's tool message, lets the paused run resume. Approved
+    without a result, the call gets an error result saying so."""
+    return [
+        ToolSpec(
+            name=tool["name"],
+            description=tool.get("description") or "",
+            parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+            source="client",
+            execute=_client_tool_not_here,
+            requires_approval=True,
+            ref=f"client:{tool['name']}",
+        )
+        for tool in tools
+    ]
 
 
 def repair_dangling_tool_calls(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -416,8 +451,12 @@ class _Turn:
         cancel: asyncio.Event,
         decisions: dict[str, bool],
         usage: UsageContext,
+        client_tools: Sequence[ToolSpec] = (),
+        instructions: str = "",
     ) -> None:
         self.agent = agent
+        self.client_tools = tuple(client_tools)
+        self.instructions = instructions
         self.history = history
         self.hooks = hooks
         self.context = context
@@ -576,11 +615,22 @@ class _Turn:
                 logger.warning("Tool name %r offered twice; renamed %r", spec.name, name)
                 spec = replace(spec, name=name)
             self.tools[name] = spec
+        for spec in self.client_tools:
+            if spec.name in self.tools:
+                # The client would not know the renamed tool: the agent's own one wins.
+                logger.warning("Client tool %r is named like an agent tool; not offered", spec.name)
+                continue
+            self.tools[spec.name] = spec
         self.tool_defs = [spec.as_openai_function() for spec in self.tools.values()]
         extra = [
             ctx.content_text(m.get("content")) for m in self.history if m.get("role") == "system"
         ]
-        parts = [agent.system_prompt.strip(), *extra, skills_text.strip()]
+        parts = [
+            agent.system_prompt.strip(),
+            *extra,
+            self.instructions.strip(),
+            skills_text.strip(),
+        ]
         self.system_prompt = "\n\n".join(part for part in parts if part)
         self.work = ctx.normalize_history([m for m in history if m.get("role") != "system"])
         self.budget = ctx.input_budget(
