@@ -437,3 +437,40 @@ def test_run_id_of_an_existing_run_is_refused(agui, chat_agent, scripted_llm):
     assert r.json()["error"]["details"][0]["field"] == "runId"
     wait_for(lambda: Run.objects.filter(status="completed").count() == 1)
     assert Run.objects.count() == 1
+
+
+def test_read_only_key_403(live, chat_agent, user, workspace):
+    _, read_key = make_api_key(user=user, workspace=workspace, scopes=("read",))
+    response = httpx.post(
+        f"{live.url}/api/v1/agents/{chat_agent.slug}/ag-ui",
+        json=body(),
+        headers={"Authorization": f"Bearer {read_key}"},
+    )
+    assert response.status_code == 403
+    assert Conversation.objects.count() == 0
+
+
+def test_follow_up_must_answer_the_pending_frontend_calls(agui, chat_agent, scripted_llm):
+    tools = [{"name": "pick_date", "description": "Ask the user for a date."}]
+    scripted_llm.push(Reply(tool_calls=[ToolCall("pick_date", {}, id="p1")]))
+    first = body("Book it", tools=tools)
+    events = run(agui, chat_agent, first)
+    assert events[-1].outcome.pending_tool_call_ids == ["p1"]
+    wrong = body(
+        thread=first["threadId"],
+        messages=[{"id": "t", "role": "tool", "toolCallId": "nope", "content": "x"}],
+    )
+    r = agui.post(f"/api/v1/agents/{chat_agent.slug}/ag-ui", json=wrong)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "messages"
+    assert Run.objects.get(id=first["runId"]).status == "requires_action"
+    assert not Message.objects.filter(role="tool").exists()
+
+
+def test_endpoint_is_in_the_openapi_schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/v1/agents/{agent}/ag-ui"]["post"]
+    assert operation["operationId"] == "agents_ag_ui_run"
+    body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["required"] == ["threadId", "runId", "messages"]

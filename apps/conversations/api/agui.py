@@ -84,7 +84,7 @@ class AgentAguiView(AsyncApiView):
 
     @extend_schema(
         operation_id="agents_ag_ui_run",
-        request=RUN_AGENT_INPUT,
+        request={"application/json": RUN_AGENT_INPUT},
         responses={200: AGUI_RESPONSE},
         tags=TAGS,
         description="Run the agent (id or slug) for an AG-UI client: the body is the "
