@@ -3,7 +3,10 @@ every streamed event is parsed with the official `ag-ui-protocol` types (pydanti
 validation of each event) and checked against the protocol's sequence rules."""
 
 import json
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -474,3 +477,37 @@ def test_endpoint_is_in_the_openapi_schema():
     assert operation["operationId"] == "agents_ag_ui_run"
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema["required"] == ["threadId", "runId", "messages"]
+
+
+CLIENT_DIR = Path(__file__).parent / "agui_client"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None
+    or not (CLIENT_DIR / "node_modules" / "@ag-ui" / "client").exists(),
+    reason="the official TypeScript client is not installed: npm ci in tests/conversations/agui_client",
+)
+def test_official_typescript_client_runs_a_frontend_tool_round_trip(
+    live, key, chat_agent, scripted_llm
+):
+    scripted_llm.push(
+        Reply(text="Showing it.", tool_calls=[ToolCall("show_weather", {"city": "Oslo"}, id="w1")]),
+        "It is 12 degrees in Oslo.",
+    )
+    done = subprocess.run(
+        ["node", "run.mjs", f"{live.url}/api/v1/agents/{chat_agent.slug}/ag-ui", key],
+        cwd=CLIENT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["pending"] == ["w1"]
+    assert result["answer"] == "It is 12 degrees in Oslo."
+    assert result["events"].count("RUN_STARTED") == 2
+    assert result["events"].count("RUN_FINISHED") == 2
+    assert "TOOL_CALL_START" in result["events"]
+    assert result["firstNew"] == ["assistant"]
+    assert result["secondNew"][-1] == "assistant"
+    assert Run.objects.get().status == "completed"
