@@ -36,6 +36,11 @@ from ag_ui.core import (
     DataSource,
     ImagePart,
     Interrupt,
+    ReasoningEndEvent,
+    ReasoningMessageContentEvent,
+    ReasoningMessageEndEvent,
+    ReasoningMessageStartEvent,
+    ReasoningStartEvent,
     RunAgentInput,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
@@ -87,6 +92,7 @@ from apps.core.events import (
     RunFailed,
     RunInterrupted,
     RunRequiresAction,
+    Step,
     Suggestions,
     Title,
     ToolCall,
@@ -470,6 +476,7 @@ class AguiTranslator:
         self.agui = agui
         self.open_text: str | None = None
         self.step_text: str | None = None  # the text message of the current model call
+        self.open_reasoning: str | None = None
         self.finished = False
 
     def started(self) -> list[BaseEvent]:
@@ -495,9 +502,35 @@ class AguiTranslator:
         message_id, self.open_text = self.open_text, None
         return [TextMessageEndEvent(message_id=message_id, timestamp=_ms())]
 
+    def _close_reasoning(self) -> list[BaseEvent]:
+        if self.open_reasoning is None:
+            return []
+        message_id, self.open_reasoning = self.open_reasoning, None
+        return [
+            ReasoningMessageEndEvent(message_id=message_id, timestamp=_ms()),
+            ReasoningEndEvent(message_id=message_id, timestamp=_ms()),
+        ]
+
+    def _reasoning(self, event: Step) -> list[BaseEvent]:
+        """The model's reasoning of one model call: one reasoning message."""
+        out: list[BaseEvent] = []
+        if self.open_reasoning is None:
+            message_id = str(uuid.uuid4())
+            self.open_reasoning = message_id
+            out += [
+                ReasoningStartEvent(message_id=message_id, timestamp=_ms()),
+                ReasoningMessageStartEvent(message_id=message_id, timestamp=_ms()),
+            ]
+        out.append(
+            ReasoningMessageContentEvent(
+                message_id=self.open_reasoning, delta=event.thinking_delta or "", timestamp=_ms()
+            )
+        )
+        return out
+
     def _terminal(self, event: BaseEvent) -> list[BaseEvent]:
         self.finished = True
-        return [*self._close_text(), event]
+        return [*self._close_reasoning(), *self._close_text(), event]
 
     def _finished(self, outcome: Any, usage: list[TokenUsage] | None = None) -> list[BaseEvent]:
         return self._terminal(
@@ -513,6 +546,11 @@ class AguiTranslator:
     def translate(self, event: Event) -> list[BaseEvent]:
         if self.finished:
             return []
+        if isinstance(event, Step) and event.kind == "thinking" and event.thinking_delta:
+            return self._reasoning(event)
+        return [*self._close_reasoning(), *self._translate(event)]
+
+    def _translate(self, event: Event) -> list[BaseEvent]:
         if isinstance(event, AnswerStart):
             out = self._close_text()
             self.open_text = self.step_text = event.message_id

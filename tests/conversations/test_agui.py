@@ -80,6 +80,7 @@ def verify(events: list[Any], run_input: dict[str, Any]) -> None:
     assert events[0].thread_id == run_input["threadId"]
     assert events[0].run_id == run_input["runId"]
     texts: set[str] = set()
+    reasoning: set[str] = set()
     calls: set[str] = set()
     ended_calls: set[str] = set()
     for index, event in enumerate(events):
@@ -93,6 +94,13 @@ def verify(events: list[Any], run_input: dict[str, Any]) -> None:
             assert event.message_id in texts
         elif kind == EventType.TEXT_MESSAGE_END:
             texts.remove(event.message_id)
+        elif kind == EventType.REASONING_START:
+            assert event.message_id not in reasoning
+            reasoning.add(event.message_id)
+        elif kind in (EventType.REASONING_MESSAGE_START, EventType.REASONING_MESSAGE_CONTENT):
+            assert event.message_id in reasoning
+        elif kind == EventType.REASONING_END:
+            reasoning.remove(event.message_id)
         elif kind == EventType.TOOL_CALL_START:
             assert event.tool_call_id not in calls
             calls.add(event.tool_call_id)
@@ -103,7 +111,7 @@ def verify(events: list[Any], run_input: dict[str, Any]) -> None:
             ended_calls.add(event.tool_call_id)
         elif kind in TERMINAL:
             assert index == len(events) - 1, "events after the terminal event"
-            assert not texts and not calls, "open messages or tool calls at the end"
+            assert not texts and not calls and not reasoning, "open messages at the end"
             if kind == EventType.RUN_FINISHED:
                 assert event.thread_id == run_input["threadId"]
                 assert event.run_id == run_input["runId"]
@@ -485,7 +493,8 @@ CLIENT_DIR = Path(__file__).parent / "agui_client"
 @pytest.mark.skipif(
     shutil.which("node") is None
     or not (CLIENT_DIR / "node_modules" / "@ag-ui" / "client").exists(),
-    reason="the official TypeScript client is not installed: npm ci in tests/conversations/agui_client",
+    reason="the official TypeScript client is not installed "
+    "(npm ci in tests/conversations/agui_client)",
 )
 def test_official_typescript_client_runs_a_frontend_tool_round_trip(
     live, key, chat_agent, scripted_llm
@@ -511,3 +520,29 @@ def test_official_typescript_client_runs_a_frontend_tool_round_trip(
     assert result["firstNew"] == ["assistant"]
     assert result["secondNew"][-1] == "assistant"
     assert Run.objects.get().status == "completed"
+
+
+def test_new_message_abandons_the_pending_frontend_call(agui, chat_agent, scripted_llm):
+    tools = [{"name": "pick_date", "description": "Ask the user for a date."}]
+    scripted_llm.push(Reply(tool_calls=[ToolCall("pick_date", {}, id="p1")]), "Fine, no date.")
+    first = body("Book it", tools=tools)
+    run(agui, chat_agent, first)
+    second = body("Never mind", thread=first["threadId"])
+    events = run(agui, chat_agent, second)
+    result = next(e for e in events if e.type == EventType.TOOL_CALL_RESULT)
+    assert result.tool_call_id == "p1" and "interrupted" in result.content
+    text = "".join(e.delta for e in events if e.type == EventType.TEXT_MESSAGE_CONTENT)
+    assert text == "Fine, no date."
+    wait_for(lambda: Run.objects.get(id=first["runId"]).status == "cancelled")
+    wait_for(lambda: Run.objects.get(id=second["runId"]).status == "completed")
+
+
+def test_reasoning_streams_as_a_reasoning_message(agui, chat_agent, scripted_llm):
+    scripted_llm.push(Reply(text="It is 4.", reasoning="two plus two makes four"))
+    events = run(agui, chat_agent, body("2+2?"))
+    assert types(events)[:3] == ["RUN_STARTED", "REASONING_START", "REASONING_MESSAGE_START"]
+    thought = "".join(e.delta for e in events if e.type == EventType.REASONING_MESSAGE_CONTENT)
+    assert thought == "two plus two makes four"
+    order = types(events)
+    assert order.index("REASONING_END") < order.index("TEXT_MESSAGE_START")
+    assert order[order.index("REASONING_END") - 1] == "REASONING_MESSAGE_END"
