@@ -519,7 +519,7 @@ def test_official_typescript_client_runs_a_frontend_tool_round_trip(
     assert "TOOL_CALL_START" in result["events"]
     assert result["firstNew"] == ["assistant"]
     assert result["secondNew"][-1] == "assistant"
-    assert Run.objects.get().status == "completed"
+    wait_for(lambda: Run.objects.get().status == "completed")
 
 
 def test_new_message_abandons_the_pending_frontend_call(agui, chat_agent, scripted_llm):
