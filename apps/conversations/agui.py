@@ -64,13 +64,19 @@ from ag_ui.core import (
 )
 from ag_ui.core.events import BaseEvent
 from ag_ui.encoder import EventEncoder
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from pydantic import ValidationError
 
-from apps.conversations.choices import ConversationSource, Role, RunStatus
+from apps.conversations.choices import ConversationSource, Role
 from apps.conversations.exceptions import ConversationNotFound
-from apps.conversations.models import Conversation, Run, RunEvent
-from apps.conversations.selectors import access_conversation
+from apps.conversations.models import Conversation, Run
+from apps.conversations.selectors import (
+    access_conversation,
+    conversation_exists,
+    run_exists,
+    run_pause_cursor,
+    run_paused_of,
+)
 from apps.conversations.services import (
     content_text,
     conversation_create,
@@ -86,7 +92,6 @@ from apps.core.events import (
     End,
     Envelope,
     Event,
-    EventType,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -321,7 +326,7 @@ class AguiRun:
 
 def _thread_conversation(*, actor: Any, agent: Any, thread_id: str) -> Conversation | None:
     conversation_id = thread_conversation_id(actor=actor, thread_id=thread_id)
-    if not Conversation.objects.filter(pk=conversation_id).exists():
+    if not conversation_exists(conversation_id=conversation_id):
         return None
     conversation = access_conversation(actor=actor, conversation_id=conversation_id)
     if conversation.agent_id != agent.id:
@@ -334,12 +339,13 @@ def _thread_conversation(*, actor: Any, agent: Any, thread_id: str) -> Conversat
 def _new_conversation(*, actor: Any, agent: Any, thread_id: str) -> tuple[Conversation, bool]:
     conversation_id = thread_conversation_id(actor=actor, thread_id=thread_id)
     try:
-        conversation = conversation_create(
-            actor=actor,
-            agent=agent,
-            source=ConversationSource.AGUI,
-            conversation_id=conversation_id,
-        )
+        with transaction.atomic():  # a savepoint: the caller's transaction survives
+            conversation = conversation_create(
+                actor=actor,
+                agent=agent,
+                source=ConversationSource.AGUI,
+                conversation_id=conversation_id,
+            )
     except IntegrityError:
         # Created by a concurrent request of the same thread, or another's: 404 then.
         existing = _thread_conversation(actor=actor, agent=agent, thread_id=thread_id)
@@ -349,14 +355,10 @@ def _new_conversation(*, actor: Any, agent: Any, thread_id: str) -> tuple[Conver
     return conversation, True
 
 
-def _paused_run(conversation: Conversation) -> Run | None:
-    return Run.objects.filter(conversation=conversation, status=RunStatus.REQUIRES_ACTION).first()
-
-
 def _fresh_run_id(run_id: str) -> uuid.UUID | None:
     """Our run's id for the client's runId: itself when it is a UUID no run has."""
     value = _uuid_or_none(run_id)
-    if value is not None and Run.objects.filter(pk=value).exists():
+    if value is not None and run_exists(run_id=value):
         raise ValidationFailed("runId names a run that already exists.", field="runId")
     return value
 
@@ -366,12 +368,7 @@ def _pause_cursor(run: Run) -> int:
     it to reach the event log (the pause is recorded before its event is written)."""
     deadline = time.monotonic() + PAUSE_LOG_WAIT_SECONDS
     while True:
-        cursor = (
-            RunEvent.objects.filter(run=run, type=EventType.RUN_REQUIRES_ACTION)
-            .order_by("-cursor")
-            .values_list("cursor", flat=True)
-            .first()
-        )
+        cursor = run_pause_cursor(run=run)
         if cursor is not None or time.monotonic() > deadline:
             return cursor if cursor is not None else -1
         time.sleep(0.05)
@@ -394,28 +391,44 @@ def agui_run_start(*, actor: Any, agent: Any, run_input: RunAgentInput, has_stat
         if not content_text(content).strip() and not isinstance(content, list):
             raise ValidationFailed("The message is empty.", field=f"{where}.content")
         run_id = _fresh_run_id(run_input.run_id)
-        if conversation is None:
-            history = [
-                h
-                for index, m in enumerate(messages[:-1])
-                if (h := _history_message(m, f"messages[{index}]")) is not None
-            ]
-            conversation, created = _new_conversation(
-                actor=actor, agent=agent, thread_id=run_input.thread_id
-            )
-            if created:
-                conversation_history_import(conversation=conversation, messages=history)
-        paused = _paused_run(conversation)
-        run = message_send(
-            actor=actor,
-            conversation=conversation,
-            content=content,
-            stream=True,
-            # A new message abandons the tool calls a paused run waits for.
-            running_run_behavior="interrupt" if paused is not None else "queue",
-            client_input=client_input,
-            run_id=run_id,
-        )
+        history = [
+            h
+            for index, m in enumerate(messages[:-1])
+            if (h := _history_message(m, f"messages[{index}]")) is not None
+        ]
+        try:
+            if conversation is None:
+                # One transaction: a refused message leaves no new conversation behind.
+                with transaction.atomic():
+                    conversation, created = _new_conversation(
+                        actor=actor, agent=agent, thread_id=run_input.thread_id
+                    )
+                    if created:
+                        conversation_history_import(conversation=conversation, messages=history)
+                    run = message_send(
+                        actor=actor,
+                        conversation=conversation,
+                        content=content,
+                        stream=True,
+                        client_input=client_input,
+                        run_id=run_id,
+                    )
+            else:
+                paused = run_paused_of(conversation=conversation)
+                run = message_send(
+                    actor=actor,
+                    conversation=conversation,
+                    content=content,
+                    stream=True,
+                    # A new message abandons the tool calls a paused run waits for.
+                    running_run_behavior="interrupt" if paused is not None else "queue",
+                    client_input=client_input,
+                    run_id=run_id,
+                )
+        except ValidationFailed as exc:
+            if exc.details and exc.details[0]["field"] == "content":
+                raise ValidationFailed(exc.message, field=f"{where}.content") from exc
+            raise
         names = frozenset(t["name"] for t in client_input.get("tools", []))
         return AguiRun(
             run=run,
@@ -426,7 +439,7 @@ def agui_run_start(*, actor: Any, agent: Any, run_input: RunAgentInput, has_stat
         )
 
     if isinstance(last, ToolMessage) or run_input.resume:
-        paused = _paused_run(conversation) if conversation is not None else None
+        paused = run_paused_of(conversation=conversation) if conversation is not None else None
         if paused is None:
             raise ValidationFailed(
                 "No run of this thread waits for tool results or approvals.", field="messages"

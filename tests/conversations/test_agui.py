@@ -439,6 +439,25 @@ def test_bad_input_400_names_the_field(agui, chat_agent, data, field):
     assert Conversation.objects.count() == 0 and Run.objects.count() == 0
 
 
+def test_refused_image_names_the_part_and_leaves_no_conversation(agui, chat_agent):
+    data = body(
+        messages=[
+            {
+                "id": "1",
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Look"},
+                    {"type": "image", "source": {"type": "url", "value": "http://x.test/a.png"}},
+                ],
+            }
+        ]
+    )
+    r = agui.post(f"/api/v1/agents/{chat_agent.slug}/ag-ui", json=data)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"][0]["field"] == "messages[0].content"
+    assert Conversation.objects.count() == 0 and Run.objects.count() == 0
+
+
 def test_run_id_of_an_existing_run_is_refused(agui, chat_agent, scripted_llm):
     scripted_llm.push("One.")
     first = body("Hi")
