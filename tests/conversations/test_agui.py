@@ -565,3 +565,37 @@ def test_reasoning_streams_as_a_reasoning_message(agui, chat_agent, scripted_llm
     order = types(events)
     assert order.index("REASONING_END") < order.index("TEXT_MESSAGE_START")
     assert order[order.index("REASONING_END") - 1] == "REASONING_MESSAGE_END"
+
+
+def test_two_frontend_calls_in_a_row_each_resume_from_their_own_pause(
+    agui, chat_agent, scripted_llm
+):
+    tools = [{"name": "ask_user", "description": "Ask the user something."}]
+    scripted_llm.push(
+        Reply(tool_calls=[ToolCall("ask_user", {"q": "name?"}, id="q1")]),
+        Reply(tool_calls=[ToolCall("ask_user", {"q": "age?"}, id="q2")]),
+        "Hello Ada, 36.",
+    )
+    first = body("Greet me", tools=tools)
+    assert run(agui, chat_agent, first)[-1].outcome.pending_tool_call_ids == ["q1"]
+
+    def answer(call_id: str, text: str) -> list[Any]:
+        data = body(
+            thread=first["threadId"],
+            messages=[
+                {"id": str(uuid.uuid4()), "role": "tool", "toolCallId": call_id, "content": text}
+            ],
+            tools=tools,
+        )
+        return run(agui, chat_agent, data)
+
+    second = answer("q1", "Ada")
+    # Only what followed the first pause: the second call, not the first one again.
+    assert [e.tool_call_id for e in second if e.type == EventType.TOOL_CALL_START] == ["q2"]
+    assert second[-1].outcome.pending_tool_call_ids == ["q2"]
+    third = answer("q2", "36")
+    assert EventType.TOOL_CALL_START not in [e.type for e in third]
+    text = "".join(e.delta for e in third if e.type == EventType.TEXT_MESSAGE_CONTENT)
+    assert text == "Hello Ada, 36."
+    assert {e.metadata["runId"] for e in (second[0], third[0])} == {first["runId"]}
+    wait_for(lambda: Run.objects.get(id=first["runId"]).status == "completed")
