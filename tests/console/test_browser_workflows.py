@@ -4,11 +4,15 @@ from the form built from its start step's inputs, approved, and seen succeeded i
 graph. Screenshots go to test-output/console/ (not committed)."""
 
 import json
+import threading
+from unittest.mock import patch
 
 import pytest
 
 from apps.workflows.choices import RunStatus
 from apps.workflows.models import Workflow, WorkflowRun
+from apps.workflows.services import run_execute, run_start
+from tests.agents.factories import actor_for
 from tests.console.test_browser import browser, shot, signed_in  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -32,7 +36,24 @@ FLOW = {
 }  # fmt: skip
 
 
-def test_write_fix_publish_start_approve_and_see_the_graph(signed_in):  # noqa: F811
+def in_a_worker(function, **kwargs):
+    """Call `function` in its own thread, as a worker would (Playwright's sync API keeps
+    an event loop in the test's thread, where async_to_sync may not run)."""
+    from django.db import connection
+
+    def work():
+        try:
+            function(**kwargs)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_write_fix_publish_start_approve_and_see_the_graph(signed_in, user, workspace):  # noqa: F811
     page = signed_in
     page.goto("/workflows/")
     assert page.get_by_text("No workflows yet").is_visible()
@@ -93,12 +114,39 @@ def test_write_fix_publish_start_approve_and_see_the_graph(signed_in):  # noqa: 
         assert box.get_attribute("data-status") == "succeeded", step
     shot(page, "workflows-06-graph-succeeded")
 
+    # A queued run (no worker yet): its page polls every 2 s and shows the worker's
+    # progress without a reload, then stops polling at the approval.
+    with patch("apps.workflows.services.job_enqueue"):
+        queued = run_start(
+            actor=actor_for(user=user, workspace=workspace),
+            workflow=Workflow.objects.get(),
+            inputs={"topic": "milk"},
+        )
+    page.goto(f"/workflows/runs/{queued.id}/")
+    page.locator('#run-live[data-run-status="queued"]').wait_for()
+    assert page.locator('.wf-graph g[data-step="draft"]').get_attribute("data-status") == (
+        "pending"
+    )
+    in_a_worker(run_execute, run_id=queued.id)  # what the worker does
+    page.locator('#run-live[data-run-status="waiting_for_approval"]').wait_for(timeout=10_000)
+    assert page.locator('.wf-graph g[data-step="draft"]').get_attribute("data-status") == (
+        "succeeded"
+    )
+    assert "Publish '3 notes about milk'?" in page.locator("#approval-check").inner_text()
+    shot(page, "workflows-07-polled-to-approval")
+
     page.goto(f"/workflows/{run.workflow_id}/runs/")
+    assert page.locator("#runs tbody tr").count() == 2
+    page.select_option("#status-select", "succeeded")  # autosubmits
+    page.wait_for_url("**/runs/?status=succeeded")
+    assert page.locator("#runs tbody tr").count() == 1
     assert page.locator("#runs").get_by_text("succeeded").is_visible()
-    shot(page, "workflows-07-runs")
+    shot(page, "workflows-08-runs")
     page.goto("/workflows/")
-    assert page.locator("#workflows").get_by_text("succeeded").is_visible()
-    shot(page, "workflows-08-list")
+    row = page.locator("#workflows tbody tr")
+    assert row.get_by_text("waiting for approval").is_visible()  # the newest run
+    assert row.locator("td").nth(4).inner_text() == "2"
+    shot(page, "workflows-09-list")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert run.outputs == {"text": "2 notes about tea", "title": "TEA"}
