@@ -414,7 +414,7 @@ def test_list_and_run_pages_have_bounded_queries(
     with django_assert_max_num_queries(12):
         response = owner_client.get(reverse("console:workflows"))
     assert response.content.count(b'<td><a href="/workflows/') == 6
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(12):
         owner_client.get(reverse("console:workflow_run", args=[waiting_run.id]))
 
 

@@ -411,7 +411,7 @@ def workflow_start(request: HttpRequest, workflow_id: uuid.UUID) -> HttpResponse
 
 
 def _run_context(run: WorkflowRun) -> dict[str, Any]:
-    steps = list(run_steps(run=run))
+    steps = list(run_steps(run=run).select_related("decided_by"))
     statuses = {s.step_id: s.status for s in steps}
     return {
         "run": run,
