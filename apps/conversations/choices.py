@@ -44,5 +44,6 @@ class ConversationSource(models.TextChoices):
     CHAT = "chat", "Chat"
     OPENAI = "openai", "OpenAI-compatible endpoint"
     MCP = "mcp", "MCP endpoint"
+    A2A = "a2a", "A2A endpoint"
     TASK = "task", "Scheduled task"
     TRIGGER = "trigger", "Inbound trigger"
