@@ -346,6 +346,7 @@ if isinstance(_enum_overrides := SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], di
             "ProviderKindEnum": "apps.providers.choices.ProviderKind",
             "ModelKindEnum": "apps.providers.choices.ModelKind",
             "ModelCapabilityEnum": "apps.providers.choices.Capability",
+            "RemoteAgentAuthEnum": "apps.skills.choices.RemoteAgentAuth",
         }
     )
 

@@ -2,6 +2,7 @@
 HTTP against the live server and the scripted model server."""
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from a2a.types import (
 )
 
 from apps.conversations.models import Conversation, Run
-from apps.providers.scripted import Reply
+from apps.providers.scripted import Reply, ToolCall
 from tests.agents.factories import make_agent
 from tests.users.factories import UserFactory, make_api_key
 
@@ -269,3 +270,53 @@ def test_bad_input_gets_a_jsonrpc_error_naming_the_field(live, user, workspace, 
     assert body["error"]["code"] == -32602
     assert "message.parts" in body["error"]["message"]
     assert Conversation.objects.count() == 0
+
+
+def test_our_agent_delegates_to_a_remote_a2a_agent_over_a2a(
+    live, user, workspace, chat_agent, scripted_llm
+):
+    """End to end: a client sends to our agent over A2A; our agent delegates to a remote
+    agent served by the official SDK server; the run's events show the delegation."""
+    from apps.skills.models import Tool
+    from tests.skills.a2a_server import run_remote_a2a
+
+    _, key = make_api_key(user=user, workspace=workspace)
+    headers = {"Authorization": f"Bearer {key}"}
+    with run_remote_a2a() as remote:
+        r = httpx.post(
+            f"{live.url}/api/v1/remote-agents",
+            json={"name": "researcher", "url": remote.url},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        remote_id = r.json()["data"]["id"]
+        chat_agent.tools.add(Tool.objects.get(remote_agent_id=remote_id))
+        scripted_llm.push(
+            Reply(tool_calls=[ToolCall("ask_researcher", {"task": "capital of Peru"})]),
+            "Lima (from the researcher).",
+        )
+
+        async def scenario(client):
+            return await _collect(client, _message("Where is the capital of Peru?"))
+
+        events = asyncio.run(_with_client(f"{live.url}/a2a/agents/helper", key, scenario))
+
+    assert remote.executor.tasks == ["capital of Peru"]
+    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    tool_updates = [
+        e.status_update.status.message.parts[0].text
+        for e in events
+        if e.HasField("status_update") and e.status_update.status.message.parts
+    ]
+    assert "Calling ask_researcher." in tool_updates
+    task_id = events[0].task.id
+    with httpx.stream(
+        "GET", f"{live.url}/api/v1/runs/{task_id}/stream?cursor=-1", headers=headers, timeout=30
+    ) as stream:
+        frames = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    updates = [f["data"] for f in frames if f["type"] == "remote_agent.update"]
+    assert updates and updates[-1]["state"] == "completed"
+    assert {u["remote_agent_id"] for u in updates} == {remote_id}
+    done = [f["data"] for f in frames if f["type"] == "answer.done"][-1]
+    assert done["content"] == "Lima (from the researcher)."
+    assert [c["document_id"] for c in done["citations"]] == [f"a2a:{remote_id}"]
