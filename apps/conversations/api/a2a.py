@@ -32,7 +32,7 @@ from apps.conversations.a2a import (
     card_to_dict,
     workspace_card,
 )
-from apps.core.api.asyncview import AsgiHandoff, AsyncApiView
+from apps.core.api.asyncview import AsgiHandoff, AsyncApiView, asgi_scope_of, serve_buffered
 from apps.core.api.base import ApiView
 from apps.users.actors import get_actor
 
@@ -126,20 +126,22 @@ class _RpcView(AsyncApiView):
     scope_read_methods = ("GET", "HEAD", "OPTIONS", "POST")
     envelope = False
 
-    def _handoff(self, request: Request, agent: Any) -> AsgiHandoff:
+    def _handoff(self, request: Request, agent: Any) -> HttpResponseBase:
         django_request = request._request
-        if not getattr(django_request, "threadless", False):
-            raise RuntimeError("/a2a is served over ASGI only")
         actor = get_actor(request)
         body = django_request.body
         if _method_of(body) in WRITE_METHODS and not actor.allows("conversations", write=True):
             self.permission_denied(request, message="This credential's scopes do not allow this.")
+        threadless = getattr(django_request, "threadless", False)
         scope = {
-            **django_request.scope,  # type: ignore[attr-defined]
+            **(django_request.scope if threadless else asgi_scope_of(django_request)),  # type: ignore[attr-defined]
             ACTOR_SCOPE_KEY: actor,
             AGENT_SCOPE_KEY: agent,
             BASE_URL_SCOPE_KEY: _base_url(request),
         }
+        if not threadless:
+            # WSGI or the test client: no connection to hand over; answered whole.
+            return serve_buffered(asgi_app, scope=scope, body=body)
         return AsgiHandoff(asgi_app, scope=scope, body=body)
 
 
