@@ -15,8 +15,10 @@ from a2a.types import (
     Part,
     Role,
     SendMessageRequest,
+    SubscribeToTaskRequest,
     TaskState,
 )
+from a2a.utils.errors import UnsupportedOperationError
 
 from apps.conversations.models import Conversation, Run
 from apps.providers.scripted import Reply, ToolCall
@@ -320,3 +322,62 @@ def test_our_agent_delegates_to_a_remote_a2a_agent_over_a2a(
     done = [f["data"] for f in frames if f["type"] == "answer.done"][-1]
     assert done["content"] == "Lima (from the researcher)."
     assert [c["document_id"] for c in done["citations"]] == [f"a2a:{remote_id}"]
+
+
+def test_resubscribing_to_a_running_task_and_to_an_ended_one(
+    live, user, workspace, chat_agent, scripted_llm
+):
+    _, key = make_api_key(user=user, workspace=workspace)
+    url = f"{live.url}/a2a/agents/helper"
+    words = " ".join(f"w{i}" for i in range(30))
+    scripted_llm.push(Reply(text=words, token_delay=0.05))
+
+    async def scenario(client):
+        stream = client.send_message(_message("Slowly"))
+        first = await anext(stream)
+        task_id = first.task.id
+        resubscribed = [e async for e in client.subscribe(SubscribeToTaskRequest(id=task_id))]
+        async for _ in stream:
+            pass
+        with pytest.raises(UnsupportedOperationError) as ended:
+            async for _ in client.subscribe(SubscribeToTaskRequest(id=task_id)):
+                pass
+        return resubscribed, ended.value
+
+    resubscribed, ended = asyncio.run(_with_client(url, key, scenario))
+
+    assert resubscribed[0].WhichOneof("payload") == "task"
+    chunks = [e.artifact_update for e in resubscribed if e.HasField("artifact_update")]
+    assert "".join(c.artifact.parts[0].text for c in chunks) == words  # from the run's start
+    assert resubscribed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    assert "GetTask" in str(ended)
+
+
+def test_files_the_agent_wrote_are_artifacts(live, user, workspace, chat_agent, scripted_llm):
+    chat_agent.builtin_tools = ["file_write"]
+    chat_agent.save()
+    _, key = make_api_key(user=user, workspace=workspace)
+    scripted_llm.push(
+        Reply(tool_calls=[ToolCall("file_write", {"path": "notes.txt", "content": "hello"})]),
+        "I wrote notes.txt.",
+    )
+
+    async def scenario(client):
+        events = await _collect(client, _message("Write a note"))
+        fetched = await client.get_task(GetTaskRequest(id=events[0].task.id))
+        return events, fetched
+
+    events, fetched = asyncio.run(_with_client(f"{live.url}/a2a/agents/helper", key, scenario))
+
+    streamed = [
+        e.artifact_update.artifact
+        for e in events
+        if e.HasField("artifact_update") and e.artifact_update.artifact.name == "notes.txt"
+    ]
+    assert len(streamed) == 1
+    assert [a.name for a in fetched.artifacts] == ["answer", "notes.txt"]
+    part = fetched.artifacts[1].parts[0]
+    assert part.filename == "notes.txt" and part.media_type.startswith("text/plain")
+    download = httpx.get(part.url)  # a signed, short-lived URL: no credential needed
+    assert download.status_code == 200
+    assert download.content == b"hello"
