@@ -217,6 +217,20 @@ def test_a_read_scope_reads_cards_but_cannot_send(live, user, workspace, chat_ag
         headers={**headers, "A2A-Version": "1.0"},
     )
     assert r.status_code == 403
+    for method in ("message/send", "message/stream", "CancelTask", "tasks/cancel"):
+        r = httpx.post(
+            f"{live.url}/a2a/agents/helper/rpc",
+            json={"jsonrpc": "2.0", "id": 2, "method": method, "params": {}},
+            headers=headers,
+        )
+        assert r.status_code == 403, method
+    read = httpx.post(
+        f"{live.url}/a2a/agents/helper/rpc",
+        json={"jsonrpc": "2.0", "id": 3, "method": "GetTask", "params": {"id": "nope"}},
+        headers={**headers, "A2A-Version": "1.0"},
+    )
+    assert read.status_code == 200
+    assert read.json()["error"]["code"] == -32001  # TaskNotFoundError
     assert Conversation.objects.count() == 0
 
 
@@ -381,3 +395,42 @@ def test_files_the_agent_wrote_are_artifacts(live, user, workspace, chat_agent, 
     download = httpx.get(part.url)  # a signed, short-lived URL: no credential needed
     assert download.status_code == 200
     assert download.content == b"hello"
+
+
+def test_v03_method_names_are_accepted(live, user, workspace, chat_agent, scripted_llm):
+    """Clients still speaking A2A 0.3 (`message/send`, `tasks/get`) are answered by the
+    SDK's compatibility adapter over the same handler."""
+    _, key = make_api_key(user=user, workspace=workspace)
+    scripted_llm.push("Old protocol answer.")
+    rpc = f"{live.url}/a2a/agents/helper/rpc"
+    headers = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(
+        rpc,
+        json={
+            "jsonrpc": "2.0",
+            "id": "a",
+            "method": "message/send",
+            "params": {
+                "message": {
+                    "kind": "message",
+                    "messageId": "m-03",
+                    "role": "user",
+                    "parts": [{"kind": "text", "text": "Hello from 0.3"}],
+                }
+            },
+        },
+        headers=headers,
+        timeout=30,
+    )
+    assert r.status_code == 200
+    task = r.json()["result"]
+    assert task["kind"] == "task"
+    assert task["status"]["state"] == "completed"
+    assert task["artifacts"][0]["parts"][0]["text"] == "Old protocol answer."
+    got = httpx.post(
+        rpc,
+        json={"jsonrpc": "2.0", "id": "b", "method": "tasks/get", "params": {"id": task["id"]}},
+        headers=headers,
+        timeout=30,
+    ).json()["result"]
+    assert got["id"] == task["id"] and got["status"]["state"] == "completed"
