@@ -101,6 +101,7 @@ from apps.core.events import (
     Done,
     Envelope,
     Phase,
+    RunRequiresAction,
     RunStarted,
     ToolCall,
     ToolResult,
@@ -634,10 +635,16 @@ class RunRequestHandler(RequestHandler):
         async for item in events:
             if not isinstance(item, Envelope):
                 continue  # heartbeats: sse-starlette pings on its own
-            if isinstance(item.event, Done):
+            if isinstance(item.event, Done | RunRequiresAction):
+                # The end, or a pause for a person's approval (input_required) that still
+                # holds (a replay passes pauses already decided): the stream ends there;
+                # GetTask and SubscribeToTask follow up.
                 final = await _in_thread(
                     task_snapshot_sync, run_id=run.id, base_url=context.state["base_url"]
                 )
+                paused = final.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+                if isinstance(item.event, RunRequiresAction) and not paused:
+                    continue
                 for artifact in final.artifacts:
                     if artifact.artifact_id != ANSWER_ARTIFACT:
                         yield TaskArtifactUpdateEvent(
@@ -683,8 +690,11 @@ _background: set[asyncio.Task[None]] = set()
 
 
 async def _drain(events: Any) -> None:
-    async for _ in events:
-        pass
+    """Read a run's events to its end, or until it pauses for a tool approval."""
+    async for item in events:
+        if isinstance(item, Envelope) and isinstance(item.event, RunRequiresAction):
+            await events.aclose()
+            return
 
 
 def _agent_for_tenant(actor: Actor, tenant: str) -> Agent | None:

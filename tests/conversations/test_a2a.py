@@ -434,3 +434,27 @@ def test_v03_method_names_are_accepted(live, user, workspace, chat_agent, script
         timeout=30,
     ).json()["result"]
     assert got["id"] == task["id"] and got["status"]["state"] == "completed"
+
+
+def test_a_task_waiting_for_an_approval_is_input_required(
+    live, user, workspace, chat_agent, scripted_llm
+):
+    chat_agent.builtin_tools = ["calculator"]
+    chat_agent.tools_requiring_approval = ["calculator"]
+    chat_agent.save()
+    _, key = make_api_key(user=user, workspace=workspace)
+    scripted_llm.push(Reply(tool_calls=[ToolCall("calculator", {"expression": "2+2"})]))
+
+    async def scenario(client):
+        return await _collect(client, _message("Compute 2+2"))
+
+    for streaming in (False, True):  # each in a new conversation
+        events = asyncio.run(
+            _with_client(f"{live.url}/a2a/agents/helper", key, scenario, streaming=streaming)
+        )
+        last = events[-1].task if not streaming else events[-1].status_update
+        assert last.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        assert "approval" in last.status.message.parts[0].text
+        run = Run.objects.get(id=events[0].task.id)
+        assert run.status == "requires_action"
+        scripted_llm.push(Reply(tool_calls=[ToolCall("calculator", {"expression": "2+2"})]))
