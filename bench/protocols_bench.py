@@ -1,18 +1,19 @@
-"""Protocol benchmark: time to first token of an answer over the open agent protocols
-against the native stream, measured alternately in one run against one server.
+"""Protocols benchmark: the time to first token an open agent protocol adds to the native
+stream, measured side by side in one run (alternating requests, same agent, same pace).
 
-    python bench/protocols_bench.py [--parts a2a] [--repeats 20] [--tokens 50]
+    python bench/protocols_bench.py [--parts agui a2a] [--repeats 20] [--tokens 50]
 
-Embedded profile (a fresh SQLite file), uvicorn in a child process, the scripted
-OpenAI-compatible server in this process (first token as soon as asked). Prints one JSON
-object with, per part, the median time to first answer token of:
+Embedded profile (a fresh SQLite file, in-memory channel layer); the scripted
+OpenAI-compatible server runs in this process, the platform in a child process (uvicorn)
+on 127.0.0.1. Each part prints its medians in one JSON object:
 
-- `native`: `POST /api/v1/conversations` then `POST .../messages` with `stream: true`,
-  timed from before the conversation is created (an A2A message creates its conversation
-  too), to the first `answer.delta` event (and, for reference, from the message's POST);
-- `a2a`: `SendStreamingMessage` on `/a2a/agents/<slug>/rpc`, to the first artifact chunk;
-
-and the added time (`a2a` minus `native`).
+- agui: a new conversation's message streamed natively (`POST /conversations/{id}/messages`
+  with `stream: true`, first `answer.delta`) vs a new AG-UI thread
+  (`POST /agents/{agent}/ag-ui`, first `TEXT_MESSAGE_CONTENT`), client side. The native
+  time is given with the request creating the conversation before it (an AG-UI run
+  creates its thread in its one request) and for the send alone.
+- a2a: the same native pair vs an A2A `SendStreamingMessage` to `/a2a/agents/{slug}/rpc`
+  (first artifact chunk), which creates its conversation in its one request too.
 """
 
 import argparse
@@ -21,96 +22,145 @@ import json
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.streaming_bench import (  # noqa: E402
-    _free_port,
-    _prepare_environment,
-    _start_server,
-)
+from bench.streaming_bench import _free_port, _prepare_environment, _start_server  # noqa: E402
+
+PACE = 0.02  # 50 tokens/s upstream
 
 
-async def _native_ttft(client) -> tuple[float, float]:
-    """(from before creating the conversation, from the message's POST)."""
-    start = time.perf_counter()
-    r = await client.post("/api/v1/conversations", json={"agent_id": "bench", "title": "bench"})
-    conv = r.json()["data"]["id"]
-    sent = time.perf_counter()
-    async with client.stream(
-        "POST", f"/api/v1/conversations/{conv}/messages", json={"content": "go", "stream": True}
-    ) as response:
-        elapsed = None
-        async for line in response.aiter_lines():  # to the end: the run ends before the next
-            if elapsed is None and line.startswith("event: answer.delta"):
-                elapsed = time.perf_counter() - start
-            elif line.startswith("event: end"):
-                break
-    if elapsed is None:
-        raise RuntimeError("no answer.delta")
-    return elapsed, elapsed - (sent - start)
+async def _first_token(client, url: str, body: dict, marker: str) -> float:
+    """The perf_counter() at which the first line holding `marker` arrived."""
+    async with client.stream("POST", url, json=body) as response:
+        assert response.status_code == 200, await response.aread()
+        async for line in response.aiter_lines():
+            if marker in line:
+                return time.perf_counter()
+    raise AssertionError(f"no {marker} in the stream of {url}")
 
 
-async def _a2a_ttft(client, counter: list[int]) -> float:
-    counter[0] += 1
-    body = {
-        "jsonrpc": "2.0",
-        "id": counter[0],
-        "method": "SendStreamingMessage",
-        "params": {
-            "message": {
-                "messageId": f"bench-{counter[0]}",
-                "role": "ROLE_USER",
-                "parts": [{"text": "go"}],
-            }
-        },
-    }
-    start = time.perf_counter()
-    elapsed = None
-    async with client.stream(
-        "POST", "/a2a/agents/bench/rpc", json=body, headers={"A2A-Version": "1.0"}
-    ) as response:
-        async for line in response.aiter_lines():  # to the end: the run ends before the next
-            if elapsed is None and line.startswith("data:") and "artifactUpdate" in line:
-                elapsed = time.perf_counter() - start
-    if elapsed is None:
-        raise RuntimeError("no artifact update")
-    return elapsed
-
-
-async def _measure(url: str, key: str, args: argparse.Namespace) -> dict:
+async def _agui(url: str, key: str, args: argparse.Namespace) -> dict:
     import httpx
 
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
-    ) as client:
-        counter = [0]
-        await _native_ttft(client)  # warm-up, both paths
-        await _a2a_ttft(client, counter)
-        native, a2a = [], []
-        for _ in range(args.repeats):
-            native.append(await _native_ttft(client))
-            if "a2a" in args.parts:
-                a2a.append(await _a2a_ttft(client, counter))
-        with_create = statistics.median(n[0] for n in native)
-        result: dict = {
-            "native_ttft_ms": round(with_create * 1000, 1),
-            "native_message_only_ttft_ms": round(statistics.median(n[1] for n in native) * 1000, 1),
-        }
-        if a2a:
-            median = statistics.median(a2a)
-            result["a2a"] = {
-                "ttft_ms": round(median * 1000, 1),
-                "added_ms": round((median - with_create) * 1000, 1),
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+
+        async def native() -> tuple[float, float]:
+            started = time.perf_counter()
+            r = await client.post(
+                "/api/v1/conversations", json={"agent_id": "bench", "title": "bench"}
+            )
+            conv = r.json()["data"]["id"]
+            sent = time.perf_counter()
+            first = await _first_token(
+                client,
+                f"/api/v1/conversations/{conv}/messages",
+                {"content": "go", "stream": True},
+                "event: answer.delta",
+            )
+            return first - started, first - sent
+
+        async def agui() -> float:
+            body = {
+                "threadId": str(uuid.uuid4()),
+                "runId": str(uuid.uuid4()),
+                "messages": [{"id": "m1", "role": "user", "content": "go"}],
+                "tools": [],
+                "context": [],
             }
-        return result
+            started = time.perf_counter()
+            first = await _first_token(
+                client, "/api/v1/agents/bench/ag-ui", body, '"type":"TEXT_MESSAGE_CONTENT"'
+            )
+            return first - started
+
+        await native(), await agui()  # warm up both paths
+        natives, sends, aguis = [], [], []
+        for _ in range(args.repeats):
+            total, send = await native()
+            natives.append(total)
+            sends.append(send)
+            aguis.append(await agui())
+    n, s, a = (statistics.median(v) for v in (natives, sends, aguis))
+    return {
+        "repeats": args.repeats,
+        "native_ttft_ms": round(n * 1000, 1),
+        "native_send_only_ttft_ms": round(s * 1000, 1),
+        "agui_ttft_ms": round(a * 1000, 1),
+        "agui_added_ms": round((a - n) * 1000, 1),
+        "agui_added_vs_send_only_ms": round((a - s) * 1000, 1),
+    }
+
+
+async def _a2a(url: str, key: str, args: argparse.Namespace) -> dict:
+    """A new conversation's message streamed natively vs an A2A `SendStreamingMessage`
+    (`/a2a/agents/{slug}/rpc`, first artifact chunk: the answer's first token), which
+    creates its conversation in its one request."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}", "A2A-Version": "1.0"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+
+        async def native() -> tuple[float, float]:
+            started = time.perf_counter()
+            r = await client.post(
+                "/api/v1/conversations", json={"agent_id": "bench", "title": "bench"}
+            )
+            conv = r.json()["data"]["id"]
+            sent = time.perf_counter()
+            first = await _first_token(
+                client,
+                f"/api/v1/conversations/{conv}/messages",
+                {"content": "go", "stream": True},
+                "event: answer.delta",
+            )
+            return first - started, first - sent
+
+        async def a2a() -> float:
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "SendStreamingMessage",
+                "params": {
+                    "message": {
+                        "messageId": str(uuid.uuid4()),
+                        "role": "ROLE_USER",
+                        "parts": [{"text": "go"}],
+                    }
+                },
+            }
+            started = time.perf_counter()
+            first = await _first_token(client, "/a2a/agents/bench/rpc", body, "artifactUpdate")
+            return first - started
+
+        await native(), await a2a()  # warm up both paths
+        natives, sends, a2as = [], [], []
+        for _ in range(args.repeats):
+            total, send = await native()
+            natives.append(total)
+            sends.append(send)
+            a2as.append(await a2a())
+    n, s, a = (statistics.median(v) for v in (natives, sends, a2as))
+    return {
+        "repeats": args.repeats,
+        "native_ttft_ms": round(n * 1000, 1),
+        "native_send_only_ttft_ms": round(s * 1000, 1),
+        "a2a_ttft_ms": round(a * 1000, 1),
+        "a2a_added_ms": round((a - n) * 1000, 1),
+        "a2a_added_vs_send_only_ms": round((a - s) * 1000, 1),
+    }
+
+
+PARTS = {"agui": _agui, "a2a": _a2a}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", nargs="+", default=["a2a"], choices=["a2a"])
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--database-url", help="an empty PostgreSQL database (production)")
@@ -134,6 +184,8 @@ def main() -> None:
 
     llm = ScriptedLLM().start()
     llm.default_text = " ".join(f"t{i}" for i in range(args.tokens))
+    llm.token_delay = PACE
+    proc = None
     try:
         user = user_create(email="bench@example.com", password="bench-password-123", name="B")
         workspace = user.memberships.get().workspace
@@ -151,19 +203,18 @@ def main() -> None:
         port = _free_port()
         proc = _start_server("uvicorn", port, 1)
         url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    httpx.get(url + "/api/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            result = asyncio.run(_measure(url, key, args))
-        finally:
+        for _ in range(300):
+            try:
+                httpx.get(url + "/api/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        results = {part: asyncio.run(PARTS[part](url, key, args)) for part in args.parts}
+        print(json.dumps({"pace_tokens_per_s": 1 / PACE, **results}, indent=2))
+    finally:
+        if proc is not None:
             proc.terminate()
             proc.wait(timeout=20)
-        print(json.dumps({"server": "uvicorn", "repeats": args.repeats, **result}, indent=2))
-    finally:
         llm.stop()
 
 

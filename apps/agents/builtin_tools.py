@@ -563,3 +563,127 @@ def subagent_tool_specs(
             )
         )
     return specs
+
+
+# ---------------------------------------------------------------------------------------
+# code_interpreter and skill_script_run (the sandbox: apps.agents.sandbox, docs/sandbox.md)
+
+CODE_TOOL_MAX_OUTPUT_CHARS = 20_000
+
+CodeRunner = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
+
+
+def format_code_outcome(outcome: dict[str, Any]) -> ToolResult:
+    """A sandbox outcome as the model sees it: stdout, stderr, the result and the files
+    (with their download links); an error when the code failed or hit a limit."""
+    parts: list[str] = []
+    status = outcome.get("status")
+    if status != "ok":
+        parts.append(f"Error ({status}): {outcome.get('error') or 'the execution failed'}")
+    for label in ("stdout", "stderr"):
+        text = outcome.get(label) or ""
+        if text:
+            if len(text) > CODE_TOOL_MAX_OUTPUT_CHARS:
+                text = text[:CODE_TOOL_MAX_OUTPUT_CHARS] + "\n[… output truncated]"
+            parts.append(f"{label}:\n{text.rstrip()}")
+    if outcome.get("result") is not None:
+        parts.append(f"result: {outcome['result']}")
+    files_info = []
+    for info in outcome.get("files", []):
+        url = reverse("file-content", kwargs={"file_id": info["file_id"]})
+        files_info.append({**info, "url": url})
+        parts.append(f"file {info['path']} ({info['size']} bytes): {url}")
+    for problem in outcome.get("store_errors", []):
+        parts.append(f"not saved: {problem}")
+    if not parts:
+        parts.append("(no output)")
+    images = [
+        {"file_id": f["file_id"], "path": f["path"], "url": f["url"]}
+        for f in files_info
+        if f.get("image")
+    ]
+    return ToolResult(
+        content="\n".join(parts),
+        is_error=status != "ok",
+        data={
+            "status": status,
+            "result": outcome.get("result"),
+            "files": files_info,
+            "images": images,
+            "duration_ms": outcome.get("duration_ms"),
+        },
+    )
+
+
+def code_interpreter_spec(*, runner: CodeRunner, requires_approval: bool) -> ToolSpec:
+    async def execute(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        code = args.get("code")
+        if not isinstance(code, str) or not code.strip():
+            return ToolResult(content="Give the Python code as a string (code).", is_error=True)
+        return format_code_outcome(await runner({"code": code}, ctx))
+
+    return ToolSpec(
+        name="code_interpreter",
+        description=(
+            "Run Python 3 code in an isolated sandbox and get its stdout, stderr and the "
+            "value of the last expression. The working directory is this conversation's "
+            "file workspace (files you write there are kept and the user can download "
+            "them; matplotlib figures are saved as PNG images). No network. Variables do "
+            "not persist between calls: files do. numpy is available when installed."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "Python source."}},
+            "required": ["code"],
+            "additionalProperties": False,
+        },
+        source="builtin",
+        execute=execute,
+        requires_approval=requires_approval,
+        ref="builtin:code_interpreter",
+    )
+
+
+def skill_script_spec(
+    *, runner: CodeRunner, requires_approval: bool, scripts: dict[str, list[str]]
+) -> ToolSpec:
+    """`skill_script_run`: a Python script bundled with one of the agent's skills, run in
+    the sandbox with the skill's files read-only at /skill."""
+    listing = "; ".join(f"{skill}: {', '.join(paths[:20])}" for skill, paths in scripts.items())
+
+    async def execute(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        skill, script = args.get("skill"), args.get("script")
+        if skill not in scripts:
+            return ToolResult(content=f"Unknown skill {skill!r}.", is_error=True)
+        if script not in scripts[skill]:
+            return ToolResult(
+                content=f"The skill {skill!r} has no Python script {script!r}.", is_error=True
+            )
+        arguments = args.get("args") or []
+        if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+            return ToolResult(content="args is a list of strings.", is_error=True)
+        outcome = await runner({"skill": skill, "script": script, "args": arguments[:50]}, ctx)
+        return format_code_outcome(outcome)
+
+    return ToolSpec(
+        name="skill_script_run",
+        description=(
+            "Run a Python script bundled with a skill, in the sandbox (the skill's files "
+            "read-only at /skill, the conversation's workspace as working directory). "
+            f"Scripts: {listing[:1500]}"
+        ),
+        parameters={
+            "type": "object",
+            "properties": {
+                "skill": {"type": "string", "enum": list(scripts)},
+                "script": {"type": "string", "description": "Path inside the skill."},
+                "args": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["skill", "script"],
+            "additionalProperties": False,
+        },
+        source="builtin",
+        execute=execute,
+        requires_approval=requires_approval,
+        ref="builtin:skill_script_run",
+    )

@@ -29,6 +29,9 @@ class AgentBuiltinTool(models.TextChoices):
 
     CURRENT_TIME = "current_time", "Current date and time"
     CALCULATOR = "calculator", "Calculator"
+    # Offered only where the workspace enabled it (CodeInterpreterPolicy, docs/sandbox.md);
+    # with skills, `skill_script_run` comes with it.
+    CODE_INTERPRETER = "code_interpreter", "Code interpreter (sandboxed Python)"
 
 
 class AgentJobKind(models.TextChoices):

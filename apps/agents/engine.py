@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, cast
 
@@ -39,12 +39,16 @@ from apps.agents.builtin_tools import (
     SubAgentInfo,
     attachment_search_spec,
     builtin_tool_specs,
+    code_interpreter_spec,
+    skill_script_spec,
     subagent_tool_specs,
 )
+from apps.agents.choices import AgentBuiltinTool
 from apps.agents.engine_types import AgentSnapshot, RunHooks, TurnOutcome
 from apps.agents.exceptions import AgentNotFound
 from apps.agents.models import Agent
-from apps.agents.selectors import agent_snapshot_by_id
+from apps.agents.selectors import agent_snapshot_by_id, code_interpreter_policy, skill_scripts
+from apps.agents.services import code_execution_arun, code_execution_create
 from apps.core.events import (
     AnswerDelta,
     AnswerDone,
@@ -94,6 +98,9 @@ SUMMARY_MAX_TOKENS = 800
 PRECOUNT_IN_THREAD_CHARS = 50_000
 
 REJECTED_RESULT = "The user rejected this tool call; it was not executed."
+CLIENT_TOOL_RESULT = (
+    "This tool runs in the client application, which did not send its result; it was not executed."
+)
 SYNTHETIC_RESULTS = {
     "interrupted": ctx.INTERRUPTED_RESULT,
     "cancelled": "The run was cancelled before this tool call returned a result.",
@@ -135,6 +142,8 @@ async def run_turn(
     cancel: asyncio.Event,
     decisions: dict[str, bool] | None = None,
     usage: UsageContext,
+    client_tools: Sequence[ToolSpec] = (),
+    instructions: str = "",
 ) -> TurnOutcome:
     """Run one agent turn over `history` (OpenAI-format messages from the latest
     compaction summary on; the latest user message already in it). Returns a TurnOutcome;
@@ -144,6 +153,10 @@ async def run_turn(
     includes the persisted tool-call message and the results of the calls that needed no
     approval) and `decisions` {tool_call_id: approved}: approved calls run, rejected ones
     get a "rejected by the user" result, undecided ones keep the turn paused.
+
+    `client_tools` (from `client_tool_specs`) are offered after the agent's own tools (one
+    named like an agent tool is not offered); `instructions` are added to the system
+    prompt for this turn (a protocol client's context).
 
     Stop it with `cancel`; cancelling the task running it abandons the turn without
     recording anything."""
@@ -155,7 +168,33 @@ async def run_turn(
         cancel=cancel,
         decisions=decisions or {},
         usage=usage,
+        client_tools=client_tools,
+        instructions=instructions,
     ).run()
+
+
+async def _client_tool_not_here(args: dict[str, Any], context: ToolContext) -> ToolResult:
+    return ToolResult(content=CLIENT_TOOL_RESULT, is_error=True)
+
+
+def client_tool_specs(tools: Sequence[dict[str, Any]]) -> list[ToolSpec]:
+    """ToolSpecs (source "client") for the tools a protocol client offers for one run
+    (AG-UI frontend tools: [{name, description, parameters}]). A call to one pauses the
+    turn like a call that needs approval (`requires_action`): the client executes it, and
+    its result, stored as the call's tool message, lets the paused run resume. Approved
+    without a result, the call gets an error result saying so."""
+    return [
+        ToolSpec(
+            name=tool["name"],
+            description=tool.get("description") or "",
+            parameters=tool.get("parameters") or {"type": "object", "properties": {}},
+            source="client",
+            execute=_client_tool_not_here,
+            requires_approval=True,
+            ref=f"client:{tool['name']}",
+        )
+        for tool in tools
+    ]
 
 
 def repair_dangling_tool_calls(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -414,8 +453,12 @@ class _Turn:
         cancel: asyncio.Event,
         decisions: dict[str, bool],
         usage: UsageContext,
+        client_tools: Sequence[ToolSpec] = (),
+        instructions: str = "",
     ) -> None:
         self.agent = agent
+        self.client_tools = tuple(client_tools)
+        self.instructions = instructions
         self.history = history
         self.hooks = hooks
         self.context = context
@@ -441,6 +484,8 @@ class _Turn:
         # Tool calls persisted whose result is not recorded yet, by id.
         self.open_calls: dict[str, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
+        # skill name -> (SkillVersion id, its Python scripts), for skill_script_run.
+        self._skill_scripts: dict[str, tuple[uuid.UUID, list[str]]] = {}
         self._tokens: dict[int, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -572,11 +617,22 @@ class _Turn:
                 logger.warning("Tool name %r offered twice; renamed %r", spec.name, name)
                 spec = replace(spec, name=name)
             self.tools[name] = spec
+        for spec in self.client_tools:
+            if spec.name in self.tools:
+                # The client would not know the renamed tool: the agent's own one wins.
+                logger.warning("Client tool %r is named like an agent tool; not offered", spec.name)
+                continue
+            self.tools[spec.name] = spec
         self.tool_defs = [spec.as_openai_function() for spec in self.tools.values()]
         extra = [
             ctx.content_text(m.get("content")) for m in self.history if m.get("role") == "system"
         ]
-        parts = [agent.system_prompt.strip(), *extra, skills_text.strip()]
+        parts = [
+            agent.system_prompt.strip(),
+            *extra,
+            self.instructions.strip(),
+            skills_text.strip(),
+        ]
         self.system_prompt = "\n\n".join(part for part in parts if part)
         self.work = ctx.normalize_history([m for m in history if m.get("role") != "system"])
         self.budget = ctx.input_budget(
@@ -605,7 +661,11 @@ class _Turn:
     async def _gather_tools(self) -> tuple[list[ToolSpec], str]:
         agent = self.agent
         workspace_id = agent.workspace_id
-        specs = builtin_tool_specs(agent.builtin_tools)
+        specs = builtin_tool_specs(
+            [name for name in agent.builtin_tools if name != AgentBuiltinTool.CODE_INTERPRETER]
+        )
+        if AgentBuiltinTool.CODE_INTERPRETER in agent.builtin_tools:
+            specs += await sync_to_async(self._code_tools)()
         if agent.subagent_ids and self.context.depth < MAX_SUBAGENT_DEPTH:
             infos = await sync_to_async(_subagent_infos)(
                 workspace_id=workspace_id, ids=list(agent.subagent_ids)
@@ -633,6 +693,46 @@ class _Turn:
             # Nobody can approve inside a sub-agent's call: such tools are not offered.
             specs = [spec for spec in specs if not self._needs_approval(spec)]
         return specs, skills_text or ""
+
+    def _code_tools(self) -> list[ToolSpec]:
+        """`code_interpreter` (and `skill_script_run` when the agent's skills bundle Python
+        scripts) where the workspace enabled the sandbox; nothing otherwise."""
+        agent = self.agent
+        policy = code_interpreter_policy(workspace_id=agent.workspace_id)
+        if not policy.enabled:
+            return []
+        approval = policy.require_approval
+        specs = [code_interpreter_spec(runner=self._run_code, requires_approval=approval)]
+        if agent.skill_ids:
+            self._skill_scripts = skill_scripts(
+                workspace_id=agent.workspace_id, skill_version_ids=list(agent.skill_ids)
+            )
+            if self._skill_scripts:
+                scripts = {name: paths for name, (_, paths) in self._skill_scripts.items()}
+                specs.append(
+                    skill_script_spec(
+                        runner=self._run_code, requires_approval=approval, scripts=scripts
+                    )
+                )
+        return specs
+
+    async def _run_code(self, request: dict[str, Any], tool_ctx: ToolContext) -> dict[str, Any]:
+        skill = request.get("skill")
+        version_id = None
+        if skill is not None:
+            version_id = self._skill_scripts[skill][0]
+        execution = await sync_to_async(code_execution_create)(
+            workspace_id=tool_ctx.workspace_id,
+            user_id=tool_ctx.user_id,
+            agent_id=tool_ctx.agent_id,
+            run_id=tool_ctx.run_id,
+            conversation_id=tool_ctx.conversation_id,
+            code=request.get("code", ""),
+            skill_version_id=version_id,
+            script=request.get("script", ""),
+            args=request.get("args"),
+        )
+        return await code_execution_arun(execution_id=execution.id)
 
     def _needs_approval(self, spec: ToolSpec) -> bool:
         return spec.requires_approval or spec.name in self.agent.tools_requiring_approval

@@ -158,3 +158,56 @@ class AgentJob(BaseModel, Job):
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.status})"
+
+
+class CodeInterpreterPolicy(BaseModel):
+    """Whether a workspace's agents may run code in the sandbox (docs/sandbox.md), and its
+    limits. Absent row: off. Agents opt in with the `code_interpreter` built-in tool."""
+
+    workspace = models.OneToOneField(
+        "users.Workspace", on_delete=models.CASCADE, related_name="code_interpreter_policy"
+    )
+    enabled = models.BooleanField(default=False)
+    require_approval = models.BooleanField(
+        default=False, help_text="Every execution waits for a user's approval."
+    )
+    cpu_seconds = models.PositiveIntegerField(default=10)
+    wall_seconds = models.PositiveIntegerField(default=30)
+    memory_mb = models.PositiveIntegerField(default=512)
+    output_bytes = models.PositiveIntegerField(default=64 * 1024)
+    max_processes = models.PositiveIntegerField(default=32)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "code interpreter policy"
+        verbose_name_plural = "code interpreter policies"
+
+    def __str__(self) -> str:
+        return f"Code interpreter of {self.workspace_id}: {'on' if self.enabled else 'off'}"
+
+
+class CodeExecution(BaseModel):
+    """One execution of code in the sandbox (the code interpreter or a skill script): the
+    hand-off to a sandbox worker and the record operators read."""
+
+    workspace = models.ForeignKey("users.Workspace", on_delete=models.CASCADE, related_name="+")
+    agent_id = models.UUIDField(null=True, blank=True)
+    run_id = models.UUIDField(null=True, blank=True)
+    conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    user_id = models.UUIDField(null=True, blank=True)
+    kind = models.CharField(max_length=16, default="code")  # "code" | "skill_script"
+    code = models.TextField(blank=True)
+    skill_version_id = models.UUIDField(null=True, blank=True)
+    script = models.CharField(max_length=500, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, default="queued", db_index=True)
+    outcome = models.JSONField(default=dict, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"

@@ -16,7 +16,7 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from apps.agents.choices import GrantPermission, Visibility
 from apps.agents.engine_types import AgentSnapshot
 from apps.agents.exceptions import AgentJobNotFound, AgentNotFound, AgentVersionNotFound
-from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
+from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion, CodeInterpreterPolicy
 from apps.knowledge.models import KnowledgeBase
 from apps.providers.models import ProviderModel
 from apps.skills.models import SkillVersion, Tool
@@ -382,3 +382,26 @@ def agent_version_diff(*, agent: Agent, before: int, after: int) -> list[FieldCh
             FieldChange(field=key, before=shown(key, a), after=shown(key, b), lines=lines)
         )
     return changes
+
+
+def code_interpreter_policy(*, workspace_id: uuid.UUID) -> CodeInterpreterPolicy:
+    """The workspace's code interpreter policy (an unsaved default, off, when it has
+    none; docs/sandbox.md)."""
+    found = CodeInterpreterPolicy.objects.filter(workspace_id=workspace_id).first()
+    return found or CodeInterpreterPolicy(workspace_id=workspace_id)
+
+
+def skill_scripts(
+    *, workspace_id: uuid.UUID, skill_version_ids: list[uuid.UUID]
+) -> dict[str, tuple[uuid.UUID, list[str]]]:
+    """skill name -> (version id, its Python scripts) for the skill versions the workspace
+    can see."""
+    visible = Q(skill__workspace_id=workspace_id) | Q(skill__workspace__isnull=True)
+    out: dict[str, tuple[uuid.UUID, list[str]]] = {}
+    for version in SkillVersion.objects.filter(visible, id__in=skill_version_ids):
+        paths = list(
+            version.files.filter(path__endswith=".py").values_list("path", flat=True)[:100]
+        )
+        if paths:
+            out[version.name] = (version.id, paths)
+    return out

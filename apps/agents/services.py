@@ -7,7 +7,9 @@ changing an agent needs `agent_can_edit`; sharing, archiving and purging need
 """
 
 import asyncio
+import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError, Q, RestrictedError
 from django.utils import timezone
@@ -34,20 +37,41 @@ from apps.agents.exceptions import (
     AgentNotArchived,
     AgentSlugTaken,
 )
-from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
+from apps.agents.models import (
+    Agent,
+    AgentGrant,
+    AgentJob,
+    AgentVersion,
+    CodeExecution,
+    CodeInterpreterPolicy,
+)
+from apps.agents.sandbox import SandboxLimits, SandboxUnavailable, run_python
 from apps.agents.selectors import (
     _visible_agents,
     access_agent_version,
     agent_can_edit,
     agent_can_manage,
     agent_reference_ids,
+    code_interpreter_policy,
 )
 from apps.core.events import AgentJobCompletedNotice, RunError
-from apps.core.exceptions import ErrorDetail, PermissionDenied, ValidationFailed
+from apps.core.exceptions import (
+    ApplicationError,
+    ErrorDetail,
+    PermissionDenied,
+    ValidationFailed,
+)
 from apps.core.jobs import JobKind, job_claim, job_enqueue, job_finish, job_heartbeat
 from apps.core.outbox import outbox_emit
 from apps.files.exceptions import ModelWithoutVision
-from apps.files.services import attachments_prepare
+from apps.files.services import (
+    attachments_prepare,
+    file_read_bytes,
+    workspace_delete,
+    workspace_files,
+    workspace_write_bytes,
+)
+from apps.files.services import limit as files_limit
 from apps.knowledge.models import KnowledgeBase
 from apps.providers.choices import Capability, ModelKind
 from apps.providers.exceptions import ProviderError
@@ -57,8 +81,10 @@ from apps.providers.types import UsageContext
 from apps.skills.models import SkillVersion, Tool
 from apps.users.actors import Actor
 from apps.users.choices import Role
-from apps.users.models import Membership
+from apps.users.models import Membership, User
 from apps.users.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 # Configuration fields copied as they are (the rest are references, by id).
 SCALAR_FIELDS = (
@@ -939,3 +965,283 @@ def message_inputs_prepare(
         accepts_images=accepts_images,
         conversation_id=conversation_id,
     )
+
+
+# --- code interpreter (docs/sandbox.md) -------------------------------------------------
+
+CODE_POLICY_LIMITS: dict[str, tuple[int, int]] = {
+    "cpu_seconds": (1, 300),
+    "wall_seconds": (1, 600),
+    "memory_mb": (64, 8192),
+    "output_bytes": (1024, 1024 * 1024),
+    "max_processes": (1, 512),
+}
+MAX_CODE_CHARS = 100_000
+
+
+def code_interpreter_policy_update(
+    *, actor: Actor, fields: dict[str, Any], ip: str | None = None
+) -> CodeInterpreterPolicy:
+    """Change the actor's workspace policy (admin). Each change is in the audit trail."""
+    actor.require_role(Role.ADMIN)
+    for name, (low, high) in CODE_POLICY_LIMITS.items():
+        value = fields.get(name)
+        if value is not None and not low <= int(value) <= high:
+            raise ValidationFailed(f"{name} must be between {low} and {high}.", field=name)
+    with transaction.atomic():
+        policy, _ = CodeInterpreterPolicy.objects.select_for_update().get_or_create(
+            workspace_id=actor.workspace_id
+        )
+        changed = {}
+        for name, value in fields.items():
+            if value is not None and getattr(policy, name) != value:
+                setattr(policy, name, value)
+                changed[name] = value
+        if changed:
+            policy.updated_by = actor.user
+            policy.save()
+            audit_record(
+                action="code_interpreter.policy",
+                actor_user=actor.user,
+                workspace_id=actor.workspace_id,
+                target_type="workspace",
+                target_id=str(actor.workspace_id),
+                metadata=changed,
+                ip=ip,
+            )
+    return policy
+
+
+def sandbox_limits(policy: CodeInterpreterPolicy) -> SandboxLimits:
+    return SandboxLimits(
+        cpu_seconds=policy.cpu_seconds,
+        wall_seconds=policy.wall_seconds,
+        memory_mb=policy.memory_mb,
+        output_bytes=policy.output_bytes,
+        max_processes=policy.max_processes,
+        max_files=int(files_limit("FILES_AGENT_MAX_FILES")),
+        max_file_bytes=int(files_limit("FILES_AGENT_MAX_FILE_BYTES")),
+    )
+
+
+def code_execution_create(
+    *,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    agent_id: uuid.UUID | None,
+    run_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    code: str = "",
+    skill_version_id: uuid.UUID | None = None,
+    script: str = "",
+    args: list[str] | None = None,
+) -> CodeExecution:
+    return CodeExecution.objects.create(
+        args=list(args or []),
+        workspace_id=workspace_id,
+        user_id=user_id,
+        agent_id=agent_id,
+        run_id=run_id,
+        conversation_id=conversation_id,
+        kind="skill_script" if script else "code",
+        code=code,
+        skill_version_id=skill_version_id,
+        script=script,
+    )
+
+
+@dataclass
+class SandboxInput:
+    code: str
+    files: dict[str, bytes]
+    limits: SandboxLimits
+    skill_files: dict[str, bytes] | None
+    script: str
+    args: list[str]
+
+
+def code_execution_prepare(
+    *, execution_id: uuid.UUID
+) -> tuple[CodeExecution, SandboxInput | None, str]:
+    """Claim a queued execution and gather its inputs (the conversation's workspace files,
+    the skill's files). Returns (execution, input, "") or (execution, None, reason): the
+    reason is "" when another worker already claimed it."""
+    claimed = CodeExecution.objects.filter(id=execution_id, status="queued").update(
+        status="running", updated_at=timezone.now()
+    )
+    execution = CodeExecution.objects.get(id=execution_id)
+    if not claimed:
+        return execution, None, ""
+    policy = code_interpreter_policy(workspace_id=execution.workspace_id)
+    if not policy.enabled:
+        return execution, None, "The code interpreter is off in this workspace."
+    workspace: dict[str, bytes] = {}
+    if execution.conversation_id is not None:
+        for file in workspace_files(conversation_id=execution.conversation_id):
+            workspace[file.path] = file_read_bytes(file=file)
+    skill_files = None
+    if execution.skill_version_id is not None:
+        version = SkillVersion.objects.get(id=execution.skill_version_id)
+        skill_files = {f.path: bytes(f.content) for f in version.files.all()}
+        skill_files["SKILL.md"] = version.skill_md.encode("utf-8")
+    return (
+        execution,
+        SandboxInput(
+            code=execution.code,
+            files=workspace,
+            limits=sandbox_limits(policy),
+            skill_files=skill_files,
+            script=execution.script,
+            args=list(execution.args),
+        ),
+        "",
+    )
+
+
+def sandbox_run(job: SandboxInput) -> dict[str, Any]:
+    """Run the prepared input in the sandbox (blocking, no database): the raw outcome
+    with the files' bytes, for code_execution_finish."""
+    try:
+        result = run_python(
+            job.code,
+            files=job.files,
+            limits=job.limits,
+            skill_files=job.skill_files,
+            script=job.script,
+            args=job.args,
+        )
+    except SandboxUnavailable as exc:
+        return {"status": "unavailable", "error": str(exc)}
+    except Exception:
+        logger.exception("The sandbox failed")
+        return {"status": "failed", "error": "The sandbox failed unexpectedly."}
+    return {
+        "status": result.status,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "result": result.result,
+        "error": result.error,
+        "exit_code": result.exit_code,
+        "duration_ms": result.duration_ms,
+        "_files": result.files,
+        "_images": result.images,
+        "deleted": result.deleted,
+    }
+
+
+def code_execution_finish(*, execution: CodeExecution, raw: dict[str, Any]) -> CodeExecution:
+    """Store the files the code created or changed back in the conversation's workspace
+    (deleting the ones it deleted), record the outcome and the audit event."""
+    produced: dict[str, bytes] = raw.pop("_files", {})
+    images: list[str] = raw.pop("_images", [])
+    stored: list[dict[str, Any]] = []
+    store_errors: list[str] = []
+    conversation_id = execution.conversation_id
+    if conversation_id is not None and execution.user_id is not None:
+        for path, data in produced.items():
+            try:
+                file = workspace_write_bytes(
+                    workspace_id=execution.workspace_id,
+                    owner_id=execution.user_id,
+                    conversation_id=conversation_id,
+                    path=path,
+                    data=data,
+                )
+            except ApplicationError as exc:
+                store_errors.append(f"{path}: {exc.message}")
+                continue
+            stored.append(
+                {
+                    "file_id": str(file.id),
+                    "path": file.path,
+                    "size": file.size,
+                    "content_type": file.content_type,
+                    "image": path in images,
+                }
+            )
+        for path in raw.get("deleted", []):
+            with contextlib.suppress(ApplicationError):
+                workspace_delete(conversation_id=conversation_id, path=path)
+    outcome = {**raw, "files": stored, "store_errors": store_errors}
+    execution.outcome = outcome
+    execution.status = "succeeded" if outcome.get("status") == "ok" else "failed"
+    execution.finished_at = timezone.now()
+    execution.save(update_fields=["outcome", "status", "finished_at", "updated_at"])
+    user = User.objects.filter(id=execution.user_id).first() if execution.user_id else None
+    audit_record(
+        action="code_interpreter.execute" if execution.kind == "code" else "skill_script.run",
+        actor_user=user,
+        workspace_id=execution.workspace_id,
+        target_type="code_execution",
+        target_id=str(execution.id),
+        metadata={
+            "agent_id": str(execution.agent_id or ""),
+            "run_id": str(execution.run_id or ""),
+            "conversation_id": str(execution.conversation_id or ""),
+            "status": outcome.get("status"),
+            "duration_ms": outcome.get("duration_ms"),
+            "script": execution.script,
+            "code": execution.code[:2000],
+            "files": [f["path"] for f in stored],
+        },
+    )
+    return execution
+
+
+def code_execution_run(*, execution_id: uuid.UUID) -> CodeExecution:
+    """Run a queued execution to its end, blocking (the Celery task of the `sandbox`
+    queue). Idempotent: an execution already claimed is returned as it is."""
+    execution, job, reason = code_execution_prepare(execution_id=execution_id)
+    if job is None:
+        if not reason:
+            return execution
+        return code_execution_finish(
+            execution=execution, raw={"status": "unavailable", "error": reason}
+        )
+    return code_execution_finish(execution=execution, raw=sandbox_run(job))
+
+
+async def code_execution_arun(*, execution_id: uuid.UUID) -> dict[str, Any]:
+    """Run an execution from the event loop and return its outcome. With
+    SANDBOX_CELERY_QUEUE set it goes to the sandbox workers of that queue (the web
+    process only waits on the row); otherwise the sandbox runs in a thread of this
+    process, the database steps in the usual sync thread."""
+    queue = getattr(settings, "SANDBOX_CELERY_QUEUE", "")
+    if queue:
+        return await _code_execution_remote(execution_id=execution_id, queue=queue)
+    execution, job, reason = await sync_to_async(code_execution_prepare)(execution_id=execution_id)
+    if job is None:
+        raw = {"status": "unavailable", "error": reason or "Already running elsewhere."}
+    else:
+        raw = await asyncio.to_thread(sandbox_run, job)
+    execution = await sync_to_async(code_execution_finish)(execution=execution, raw=raw)
+    return dict(execution.outcome)
+
+
+async def _code_execution_remote(*, execution_id: uuid.UUID, queue: str) -> dict[str, Any]:
+    from celery import current_app
+
+    def send() -> None:
+        current_app.send_task("agents.code_execute", args=[str(execution_id)], queue=queue)
+
+    await sync_to_async(send)()
+    policy_wall = await sync_to_async(_execution_wall_seconds)(execution_id=execution_id)
+    deadline = asyncio.get_running_loop().time() + policy_wall + SANDBOX_QUEUE_GRACE_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        execution = await CodeExecution.objects.aget(id=execution_id)
+        if execution.status in ("succeeded", "failed"):
+            return dict(execution.outcome)
+        await asyncio.sleep(0.25)
+    outcome = {"status": "unavailable", "error": "No sandbox worker answered in time."}
+    await CodeExecution.objects.filter(id=execution_id, status__in=["queued", "running"]).aupdate(
+        status="failed", outcome=outcome, finished_at=timezone.now()
+    )
+    return outcome
+
+
+SANDBOX_QUEUE_GRACE_SECONDS = 60
+
+
+def _execution_wall_seconds(*, execution_id: uuid.UUID) -> int:
+    execution = CodeExecution.objects.get(id=execution_id)
+    return code_interpreter_policy(workspace_id=execution.workspace_id).wall_seconds

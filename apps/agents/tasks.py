@@ -1,8 +1,15 @@
+import uuid
+
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from apps.agents.choices import AgentJobStatus
-from apps.agents.services import JOB_TIMEOUT_SECONDS, agent_job_finish, agent_job_run
+from apps.agents.services import (
+    JOB_TIMEOUT_SECONDS,
+    agent_job_finish,
+    agent_job_run,
+    code_execution_run,
+)
 
 
 @shared_task(
@@ -23,3 +30,9 @@ def run_agent_job(job_id: str) -> str | None:
         )
         return AgentJobStatus.FAILED
     return job.status if job is not None else None
+
+
+@shared_task(name="agents.code_execute")
+def code_execute(execution_id: str) -> str:
+    """Run one sandboxed execution (routed to the `sandbox` queue in production)."""
+    return code_execution_run(execution_id=uuid.UUID(execution_id)).status

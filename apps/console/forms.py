@@ -1,12 +1,12 @@
 """Forms of the console: they parse and bound input; the services decide the rest."""
 
 import json
-import re
 import uuid
 from typing import Any
 
 from django import forms
 
+from apps.agents.documents import agent_document_check
 from apps.providers.choices import ProviderKind
 
 MAX_MESSAGE_CHARS = 100_000
@@ -221,114 +221,10 @@ class SearchTestForm(ChoicesForm):
 # --- agents: import, sharing, draft generation, prompt optimization, version diff ---------
 
 MAX_IMPORT_BYTES = 1_000_000
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_IMPORT_TEXT = {
-    "name": 100,
-    "description": 2000,
-    "avatar": 2000,
-    "system_prompt": 100_000,
-    "opening_message": 4000,
-}
-_IMPORT_NUMBERS: dict[str, tuple[float, float, bool, bool]] = {
-    # field: (min, max, integer only, null allowed)
-    "temperature": (0.0, 2.0, False, True),
-    "max_tokens": (1, 1_000_000, True, True),
-    "max_loops": (1, 100, True, False),
-    "wall_clock_seconds": (10, 3600, True, False),
-}
-_IMPORT_REFERENCES = {
-    "tools": "name",
-    "skill_versions": "name",
-    "knowledge_bases": "name",
-    "subagents": "slug",
-}
-
-
-def _import_reference(value: Any, where: str, name_key: str, errors: list[str]) -> None:
-    if not isinstance(value, dict) or not (value.get("id") or value.get(name_key)):
-        errors.append(f"{where}: give an object with an id or a {name_key}.")
-        return
-    if value.get("id") is not None:
-        try:
-            uuid.UUID(str(value["id"]))
-        except ValueError:
-            errors.append(f"{where}.id: not a valid UUID.")
-    if value.get(name_key) is not None and not isinstance(value[name_key], str):
-        errors.append(f"{where}.{name_key}: not a string.")
-
-
-def agent_document_errors(
-    document: Any, *, builtin_tools: set[str], memory_modes: set[str]
-) -> list[str]:
-    """What is wrong with the shape of an agent export document (the API's import checks
-    the same), one message per field, named like `agent.temperature`."""
-    if not isinstance(document, dict):
-        return ["The file is not a JSON object."]
-    errors = []
-    if document.get("format") != "agent-platform.agent":
-        errors.append('format: must be "agent-platform.agent".')
-    if document.get("format_version") != 1:
-        errors.append("format_version: must be 1.")
-    agent = document.get("agent")
-    if not isinstance(agent, dict):
-        return [*errors, "agent: must be an object."]
-    for key, limit in _IMPORT_TEXT.items():
-        value = agent.get(key)
-        if key == "name" and not (isinstance(value, str) and value.strip()):
-            errors.append("agent.name: required.")
-        elif value is not None and not isinstance(value, str):
-            errors.append(f"agent.{key}: not a string.")
-        elif isinstance(value, str) and len(value) > limit:
-            errors.append(f"agent.{key}: at most {limit} characters.")
-    for key, (low, high, integer, nullable) in _IMPORT_NUMBERS.items():
-        if key not in agent or (agent[key] is None and nullable):
-            continue
-        value = agent[key]
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-            kind = "a whole number" if integer else "a number"
-            errors.append(f"agent.{key}: {kind} from {low:g} to {high:g}.")
-    for key in ("reasoning", "suggestions_enabled"):
-        if key in agent and not isinstance(agent[key], bool):
-            errors.append(f"agent.{key}: true or false.")
-    if "memory_mode" in agent and agent["memory_mode"] not in memory_modes:
-        errors.append(f"agent.memory_mode: one of {', '.join(sorted(memory_modes))}.")
-    lists: dict[str, tuple[int, Any]] = {
-        "builtin_tools": (20, lambda v: v in builtin_tools),
-        "starter_questions": (10, lambda v: isinstance(v, str) and len(v) <= 300),
-        "tools_requiring_approval": (
-            200,
-            lambda v: isinstance(v, str) and bool(_TOOL_NAME.match(v)),
-        ),
-    }
-    for key, (most, ok) in lists.items():
-        value = agent.get(key, [])
-        if not isinstance(value, list) or len(value) > most:
-            errors.append(f"agent.{key}: a list of at most {most}.")
-            continue
-        errors += [f"agent.{key}[{i}]: not accepted." for i, v in enumerate(value) if not ok(v)]
-    model = agent.get("model")
-    if model is not None:
-        _import_reference(model, "agent.model", "name", errors)
-    for key, name_key in _IMPORT_REFERENCES.items():
-        value = agent.get(key, [])
-        if not isinstance(value, list) or len(value) > 200:
-            errors.append(f"agent.{key}: a list of at most 200.")
-            continue
-        for i, ref in enumerate(value):
-            _import_reference(ref, f"agent.{key}[{i}]", name_key, errors)
-    return errors
 
 
 class AgentImportForm(forms.Form):
     file = forms.FileField(label="Export file (JSON)")
-
-    def __init__(
-        self, *args: Any, builtin_tools: set[str], memory_modes: set[str], **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._builtin_tools = builtin_tools
-        self._memory_modes = memory_modes
 
     def clean_file(self) -> dict[str, Any]:
         upload = self.cleaned_data["file"]
@@ -338,13 +234,10 @@ class AgentImportForm(forms.Form):
             document = json.loads(upload.read().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise forms.ValidationError(f"Not a JSON file ({exc}).") from exc
-        errors = agent_document_errors(
-            document, builtin_tools=self._builtin_tools, memory_modes=self._memory_modes
-        )
+        cleaned, errors = agent_document_check(document)
         if errors:
             raise forms.ValidationError(errors)
-        assert isinstance(document, dict)
-        return document
+        return cleaned
 
 
 class AgentDraftForm(forms.Form):

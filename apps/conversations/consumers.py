@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -21,6 +20,7 @@ from apps.conversations.exceptions import InvalidCursor
 from apps.conversations.selectors import access_conversation
 from apps.conversations.services import stream_ticket_consume
 from apps.conversations.streaming import events_after, parse_cursor
+from apps.core.db import db_sync_to_async
 from apps.core.events import StreamError
 from apps.core.exceptions import ApplicationError
 from apps.users.actors import SESSION_CREDENTIAL, Actor, actor_resolve
@@ -86,9 +86,7 @@ class ConversationStreamConsumer(AsyncJsonWebsocketConsumer):
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         query = parse_qs(self.scope.get("query_string", b"").decode())
         try:
-            _, conv_id = await sync_to_async(_resolve_sync, thread_sensitive=False)(
-                self.scope, str(conversation_id)
-            )
+            _, conv_id = await db_sync_to_async(_resolve_sync)(self.scope, str(conversation_id))
             cursor = parse_cursor(None, (query.get("cursor") or [None])[0])
         except ScopeDenied:
             await self._refuse(4403, StreamError(code="forbidden", message=_FORBIDDEN))

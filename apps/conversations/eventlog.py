@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import F, Max
 
 from apps.conversations.models import Conversation, RunEvent
+from apps.core.db import db_sync_to_async
 from apps.core.events import DELTA_TYPES, Envelope, Event, event_from
 
 logger = logging.getLogger(__name__)
@@ -327,8 +328,8 @@ def read_log_sync(
 
 # Log reads and writes run outside the thread shared by the request's sync code, so many
 # concurrent runs and streams do not queue behind one another in a single thread.
-read_log = sync_to_async(read_log_sync, thread_sensitive=False)
-_write_events = sync_to_async(write_events_sync, thread_sensitive=False)
+read_log = db_sync_to_async(read_log_sync)
+_write_events = db_sync_to_async(write_events_sync)
 
 
 def _last_event_id_sync() -> int:
@@ -347,7 +348,7 @@ def _written_since_sync(last_id: int) -> tuple[int, set[str]]:
 
 
 async def _read(func: Any, *args: Any) -> Any:
-    return await sync_to_async(func, thread_sensitive=False)(*args)
+    return await db_sync_to_async(func)(*args)
 
 
 def last_logged_cursor_sync(conversation_id: uuid.UUID) -> int:

@@ -15,7 +15,6 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import mcp_types as types
-from asgiref.sync import sync_to_async
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -26,6 +25,7 @@ from apps.conversations.models import Run
 from apps.conversations.selectors import access_conversation, run_result
 from apps.conversations.services import conversation_create, message_send
 from apps.conversations.streaming import run_events
+from apps.core.db import db_sync_to_async
 from apps.core.exceptions import ApplicationError
 from apps.users.actors import Actor
 
@@ -51,7 +51,7 @@ def _usable_agents_sync(actor: Actor) -> list[Any]:
 
 
 async def _list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-    agents = await sync_to_async(_usable_agents_sync, thread_sensitive=False)(_actor(ctx))
+    agents = await db_sync_to_async(_usable_agents_sync)(_actor(ctx))
     return types.ListToolsResult(
         tools=[
             types.Tool(
@@ -101,14 +101,14 @@ async def _call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Cal
     if not actor.allows("conversations", write=True):
         return _error("This credential's scopes do not allow starting a conversation.")
     try:
-        run = await sync_to_async(_start_sync, thread_sensitive=False)(
+        run = await db_sync_to_async(_start_sync)(
             actor, params.name, question, args.get("conversation_id") or None
         )
     except (LookupError, ApplicationError) as exc:
         return _error(str(exc))
     async for _ in run_events(run):
         pass  # the run's events up to its end
-    run, text = await sync_to_async(run_result, thread_sensitive=False)(run_id=run.id)
+    run, text = await db_sync_to_async(run_result)(run_id=run.id)
     if run.status != RunStatus.COMPLETED:
         detail = run.error_message or run.status
         return _error(f"The agent did not answer ({run.status}): {detail}")

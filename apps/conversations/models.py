@@ -78,6 +78,10 @@ class Run(Job, BaseModel):
     priority = models.IntegerField(default=0)
     background = models.BooleanField(default=False)
     pending_approvals = models.JSONField(default=list, blank=True)
+    # What a protocol client gave this run beside its message (the AG-UI endpoint): its
+    # own tools offered to the model ("tools": [{name, description, parameters}]) and
+    # ambient context ("context": [{description, value}], "state": any JSON).
+    client_input = models.JSONField(default=dict, blank=True)
     decisions = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     input_tokens = models.PositiveIntegerField(default=0)

@@ -10,6 +10,7 @@ transition guarded by the partial unique constraint `conversation_one_active_run
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from apps.agents.engine import (
+    client_tool_specs,
     generate_suggestions,
     generate_title,
     repair_dangling_tool_calls,
@@ -29,6 +31,7 @@ from apps.conversations.choices import RunStatus
 from apps.conversations.eventlog import RunPublisher
 from apps.conversations.executor import Reservation, executor
 from apps.conversations.models import Run
+from apps.core.db import db_sync_to_async
 from apps.core.events import (
     Done,
     End,
@@ -63,6 +66,21 @@ def current_turn(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if history[index].get("role") == "user":
             return history[index:]
     return history
+
+
+def client_instructions(client_input: dict[str, Any]) -> str:
+    """What a protocol client's context and state tell the model for this run (added to
+    the system prompt): each context item, and the application's state as JSON."""
+    parts = [
+        f"{item.get('description', '')}:\n{item.get('value', '')}"
+        for item in client_input.get("context") or []
+    ]
+    if "state" in client_input:
+        state = json.dumps(client_input["state"], ensure_ascii=False, sort_keys=True)
+        parts.append(f"The application's current state (JSON):\n{state}")
+    if not parts:
+        return ""
+    return "Context from the application you are embedded in:\n\n" + "\n\n".join(parts)
 
 
 # --- the hooks the engine calls -------------------------------------------------------------
@@ -118,7 +136,7 @@ async def _heartbeat(run: Run, cancel: asyncio.Event, publisher: RunPublisher) -
 
 
 async def _read_sync(func: Callable[..., Any], *args: Any) -> Any:
-    return await sync_to_async(func, thread_sensitive=False)(*args)
+    return await db_sync_to_async(func)(*args)
 
 
 def _begin_reads(run: Run) -> tuple[asyncio.Task[Any], asyncio.Task[Any]]:
@@ -209,6 +227,8 @@ async def execute_run(
             cancel=cancel,
             decisions=run.decisions or None if resuming else None,
             usage=usage_ctx,
+            client_tools=client_tool_specs(run.client_input.get("tools") or []),
+            instructions=client_instructions(run.client_input),
         )
         usage = {
             "input_tokens": run.input_tokens + outcome.input_tokens,

@@ -16,7 +16,7 @@ from apps.conversations.exceptions import (
     RunNotFound,
     ShareNotFound,
 )
-from apps.conversations.models import Conversation, Message, Run, ShareLink
+from apps.conversations.models import Conversation, Message, Run, RunEvent, ShareLink
 from apps.users.actors import Actor
 
 
@@ -123,6 +123,32 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
 
 def run_list(*, conversation: Conversation) -> QuerySet[Run]:
     return Run.objects.filter(conversation=conversation)
+
+
+def conversation_exists(*, conversation_id: uuid.UUID) -> bool:
+    """Whether any conversation has this id (whoever's: the caller checks access next)."""
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
+def run_exists(*, run_id: uuid.UUID) -> bool:
+    """Whether any run has this id (a caller-named run id must be free)."""
+    return Run.objects.filter(pk=run_id).exists()
+
+
+def run_paused_of(*, conversation: Conversation) -> Run | None:
+    """The conversation's run paused for tool-call answers (requires_action), if any."""
+    return Run.objects.filter(conversation=conversation, status=RunStatus.REQUIRES_ACTION).first()
+
+
+def run_pause_cursor(*, run: Run) -> int | None:
+    """The cursor of the run's latest `run.requires_action` event in the durable log
+    (None while it is not written yet)."""
+    return (
+        RunEvent.objects.filter(run=run, type="run.requires_action")
+        .order_by("-cursor")
+        .values_list("cursor", flat=True)
+        .first()
+    )
 
 
 def queue_list(*, conversation: Conversation) -> QuerySet[Run]:

@@ -113,11 +113,19 @@ def conversation_create(
     agent: Any,
     title: str = "",
     source: str = ConversationSource.CHAT,
+    conversation_id: uuid.UUID | None = None,
 ) -> Conversation:
-    """A new conversation of the actor with `agent` (already access-checked)."""
+    """A new conversation of the actor with `agent` (already access-checked); under
+    `conversation_id` when the caller names it (a protocol's thread id). Raises
+    IntegrityError when that id is taken."""
     actor.require_role(MemberRole.VIEWER)
     return Conversation.objects.create(
-        workspace=actor.workspace, agent=agent, user=actor.user, title=title[:200], source=source
+        id=conversation_id or uuid.uuid4(),
+        workspace=actor.workspace,
+        agent=agent,
+        user=actor.user,
+        title=title[:200],
+        source=source,
     )
 
 
@@ -233,6 +241,8 @@ def message_send(
     running_run_behavior: str = "queue",
     background: bool = False,
     stream: bool = False,
+    client_input: dict[str, Any] | None = None,
+    run_id: uuid.UUID | None = None,
 ) -> Run:
     """Send a user message: a queued Run holding it, started at once when no run is
     active (the message then exists when this returns), else queued behind the active
@@ -240,7 +250,9 @@ def message_send(
     With stream=True the caller streams the run and calls `run_stream_opened(run=...)`
     once subscribed; when the run can start in this process at once, it is started in
     this transaction (status running, cursors reserved) and begins as soon as the stream
-    subscribes (or after STREAM_GATE_SECONDS without one)."""
+    subscribes (or after STREAM_GATE_SECONDS without one). `client_input`: a protocol
+    client's tools and context for the run (Run.client_input); `run_id`: the run's id
+    when the caller names it (free: the caller checked)."""
     actor.require_role(MemberRole.VIEWER)
     content = _validate_content(content)
     attachments = message_inputs_prepare(
@@ -272,12 +284,15 @@ def message_send(
                 message={"role": Role.USER, "content": content, "attachments": attachments or []},
                 background=background,
                 start_here=stream and executor.can_start_here(background=background),
+                client_input=client_input or {},
+                run_id=run_id,
             )
         else:
             priority = 0
             if active is not None and running_run_behavior == "interrupt":
                 priority = max((r.priority for r in queued), default=0) + 1
             run = Run.objects.create(
+                id=run_id or uuid.uuid4(),
                 conversation=conversation,
                 workspace_id=conversation.workspace_id,
                 agent_id=conversation.agent_id,
@@ -286,6 +301,7 @@ def message_send(
                 pending_input={"content": content, "attachments": attachments or []},
                 priority=priority,
                 background=background,
+                client_input=client_input or {},
             )
     if active is not None and running_run_behavior == "interrupt":
         _cancel_active(active)
@@ -316,6 +332,8 @@ def _run_now(
     message: dict[str, Any],
     background: bool,
     start_here: bool,
+    client_input: dict[str, Any],
+    run_id: uuid.UUID | None,
 ) -> Run:
     """In `message_send`'s transaction (the conversation row `locked`, no run active or
     queued): the message and its run, stored at once so the 202 already names the
@@ -324,7 +342,7 @@ def _run_now(
     for `run_start`. Five statements: the log's last cursor, two inserts,
     one update."""
     now = timezone.now()
-    run_id = uuid.uuid4()
+    run_id = run_id or uuid.uuid4()
     seq = locked.message_seq + 1
     msg = message_create(conversation_id=conversation.id, run_id=run_id, message=message, seq=seq)
     run = Run.objects.create(
@@ -336,6 +354,7 @@ def _run_now(
         kind=RunKind.SEND,
         message=msg,
         background=background,
+        client_input=client_input,
         **(_started_here_fields(now) if start_here else {}),
     )
     mark: dict[str, Any] = {"message_seq": seq, "last_message_at": now}
@@ -419,6 +438,60 @@ def run_decide(*, actor: Actor, run: Run, decisions: dict[str, bool]) -> Run:
     )
     if not updated:
         raise RunNotAwaitingApproval("A decision was already recorded.")
+    run.refresh_from_db()
+    run_resume(run=run)
+    return run
+
+
+def run_submit_tool_results(
+    *,
+    actor: Actor,
+    run: Run,
+    results: dict[str, str],
+    decisions: dict[str, bool],
+) -> Run:
+    """Answer the pending tool calls of a paused run and resume it: `results` are the
+    outputs of client tools (Run.client_input tools) the client executed, stored as the
+    calls' tool messages; `decisions` approve or reject the calls that need approval.
+    Every pending call needs one or the other. Raises RunNotAwaitingApproval,
+    ValidationFailed (field "messages" for results, "resume" for decisions)."""
+    actor.require_role(MemberRole.VIEWER)
+    if run.status != RunStatus.REQUIRES_ACTION:
+        raise RunNotAwaitingApproval()
+    client_names = {t.get("name") for t in (run.client_input.get("tools") or [])}
+    pending = {p["tool_call_id"]: p for p in run.pending_approvals}
+    for call_id in results:
+        if call_id not in pending or pending[call_id]["name"] not in client_names:
+            raise ValidationFailed(
+                f"No client tool call {call_id!r} waits for a result.", field="messages"
+            )
+    for call_id in decisions:
+        if call_id not in pending or pending[call_id]["name"] in client_names:
+            raise ValidationFailed(
+                f"No tool call {call_id!r} waits for an approval.", field="resume"
+            )
+    missing = sorted(set(pending) - set(results) - set(decisions))
+    if missing:
+        raise ValidationFailed(
+            "Answer every pending tool call: " + ", ".join(missing) + ".", field="messages"
+        )
+    with transaction.atomic():
+        updated = Run.objects.filter(
+            id=run.id, status=RunStatus.REQUIRES_ACTION, decisions={}
+        ).update(decisions={**decisions, **dict.fromkeys(results, True)})
+        if not updated:
+            raise RunNotAwaitingApproval("A decision was already recorded.")
+        for call_id, content in results.items():
+            message_create(
+                conversation_id=run.conversation_id,
+                run_id=run.id,
+                message={
+                    "role": Role.TOOL,
+                    "tool_call_id": call_id,
+                    "content": content,
+                    "metadata": {"tool_name": pending[call_id]["name"], "client": True},
+                },
+            )
     run.refresh_from_db()
     run_resume(run=run)
     return run

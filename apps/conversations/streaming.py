@@ -13,8 +13,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-from asgiref.sync import sync_to_async
-
 from apps.conversations.eventlog import (
     FLUSH_INTERVAL,
     POKE,
@@ -26,6 +24,7 @@ from apps.conversations.eventlog import (
 from apps.conversations.exceptions import InvalidCursor
 from apps.conversations.models import Run
 from apps.conversations.services import run_stream_opened
+from apps.core.db import db_sync_to_async
 from apps.core.events import HEARTBEAT, Envelope, EventType, Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -73,9 +72,7 @@ async def events_after(
             after = (
                 -1
                 if run_id is not None
-                else await sync_to_async(last_logged_cursor_sync, thread_sensitive=False)(
-                    conversation_id
-                )
+                else await db_sync_to_async(last_logged_cursor_sync)(conversation_id)
             )
         seen = after  # the last conversation cursor accounted for (sent or not ours)
 

@@ -622,21 +622,55 @@ def workspace_write(
     """Create or replace a text file of the conversation's agent workspace. Raises
     WorkspacePathInvalid, FileTooLarge (FILES_AGENT_MAX_FILE_BYTES), ValidationFailed
     (FILES_AGENT_MAX_FILES reached), WorkspaceStorageFull."""
+    return workspace_write_bytes(
+        workspace_id=workspace_id,
+        owner_id=owner_id,
+        conversation_id=conversation_id,
+        path=path,
+        data=content.encode("utf-8"),
+        field="content",
+    )
+
+
+def workspace_write_bytes(
+    *,
+    workspace_id: uuid.UUID,
+    owner_id: Any,
+    conversation_id: uuid.UUID,
+    path: Any,
+    data: bytes,
+    field: str = "path",
+) -> File:
+    """Create or replace a workspace file from bytes (what the code sandbox produced):
+    UTF-8 text is a text document, as file_write makes; anything else is sniffed (an
+    image, a PDF to parse, or other bytes). Same errors as workspace_write."""
     clean = workspace_path_clean(path)
-    data = content.encode("utf-8")
     max_bytes = int(limit("FILES_AGENT_MAX_FILE_BYTES"))
     if len(data) > max_bytes:
         raise FileTooLarge(
             f"The content is {len(data)} bytes; a workspace file holds at most {max_bytes}.",
-            field="content",
+            field=field,
         )
     name = clean.rsplit("/", 1)[-1]
+    text: str | None
     try:
-        sniffed = sniff(name=name, data=data)
-    except (UnsupportedFileType, EmptyDocument):
-        sniffed = Sniffed(kind=FileKind.OTHER, content_type="text/plain")
-    if sniffed.kind != FileKind.DOCUMENT:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and b"\x00" not in data:
         sniffed = Sniffed(kind=FileKind.DOCUMENT, content_type="text/plain", document_kind="text")
+        try:
+            found = sniff(name=name, data=data)
+            if found.kind == FileKind.DOCUMENT:
+                sniffed = found
+        except (UnsupportedFileType, EmptyDocument):
+            pass
+    else:
+        text = None
+        try:
+            sniffed = sniff(name=name, data=data)
+        except (UnsupportedFileType, EmptyDocument):
+            sniffed = Sniffed(kind=FileKind.OTHER, content_type="application/octet-stream")
     with transaction.atomic():
         existing = (
             File.objects.select_for_update()
@@ -661,7 +695,7 @@ def workspace_write(
                 data=data,
                 sniffed=sniffed,
                 conversation_id=conversation_id,
-                text=content,
+                text=text,
             )
         _check_quota(workspace_id=workspace_id, adding=len(data), replacing=existing.size)
         old_key = existing.storage_key
@@ -669,13 +703,17 @@ def workspace_write(
         existing.size = len(data)
         existing.sha256 = hashlib.sha256(data).hexdigest()
         existing.content_type = sniffed.content_type
-        existing.status = ParseStatus.READY
+        existing.kind = sniffed.kind
+        existing.status = _initial_status(sniffed, text)
         existing.error_message = ""
         existing.error_code = ""
-        existing.text = content
+        existing.text = text or ""
         existing.save()
-        _index(file_id=existing.id, text=content)
+        if text is not None:
+            _index(file_id=existing.id, text=text)
         delete_bytes_after_commit([old_key])
+    if existing.status == ParseStatus.PENDING:
+        _enqueue_parse(existing.id)
     return existing
 
 

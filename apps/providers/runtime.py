@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.db import db_sync_to_async
 from apps.providers import tokens
 from apps.providers.adapters import Adapter, ChatRequest, Endpoint, make_adapter
 from apps.providers.choices import ModelKind, UsageOutcome
@@ -246,7 +247,7 @@ async def _resolved(func: Callable[..., T], **kwargs: Any) -> T:
     memo = _resolutions.get()
     if memo is None:
         return await sync_to_async(func)(**kwargs)
-    call = sync_to_async(func, thread_sensitive=False)  # read-only: any thread will do
+    call = db_sync_to_async(func)  # read-only: any thread will do
     key = (func.__name__, *sorted(kwargs.items()))
     future = memo.get(key)
     if future is None:

@@ -607,23 +607,41 @@ def _on_execution_finished(execution: TaskExecution) -> None:
     """The execution's outbound event, in the transaction of its terminal transition."""
     if execution.status not in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
         return
-    common: dict[str, Any] = {
-        "task_id": execution.task_id,
-        "task_name": execution.task.name,
-        "execution_id": execution.id,
-        "due_at": execution.due_at,
-        "trigger": str(execution.trigger),
-        "status": str(execution.status),
-        "attempts": execution.attempts,
-        "run_id": execution.run_id,
-        "conversation_id": execution.conversation_id,
-    }
+    # The fields every execution event shares, spelled out per class so mypy checks each.
+    task_id, task_name, execution_id = execution.task_id, execution.task.name, execution.id
+    due_at, trigger, status = execution.due_at, str(execution.trigger), str(execution.status)
+    attempts, run_id, conversation_id = (
+        execution.attempts,
+        execution.run_id,
+        execution.conversation_id,
+    )
     event: OutboundEvent
     if execution.status == ExecutionStatus.SUCCEEDED:
-        event = TaskExecutionCompletedNotice(**common, answer=execution.answer)
+        event = TaskExecutionCompletedNotice(
+            task_id=task_id,
+            task_name=task_name,
+            execution_id=execution_id,
+            due_at=due_at,
+            trigger=trigger,
+            status=status,
+            attempts=attempts,
+            run_id=run_id,
+            conversation_id=conversation_id,
+            answer=execution.answer,
+        )
     else:
-        error = RunError(code=execution.error_code, message=execution.error_message)
-        event = TaskExecutionFailedNotice(**common, error=error)
+        event = TaskExecutionFailedNotice(
+            task_id=task_id,
+            task_name=task_name,
+            execution_id=execution_id,
+            due_at=due_at,
+            trigger=trigger,
+            status=status,
+            attempts=attempts,
+            run_id=run_id,
+            conversation_id=conversation_id,
+            error=RunError(code=execution.error_code, message=execution.error_message),
+        )
     outbox_emit(event, workspace_id=execution.task.workspace_id)
 
 

@@ -133,8 +133,19 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+elif env.bool("DB_POOL", default=True):
+    # A connection pool per process (psycopg_pool). Persistent connections do not suit
+    # ASGI: a request's sync code runs in a thread made for that request, so its
+    # connection is never reused and stays open until garbage collection finds it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -563,3 +574,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["KnowledgeSearchModeEnum"] = (
     "apps.knowledge.choices.SearchMode"
 )
+
+# The code sandbox (docs/sandbox.md): empty runs executions in a thread of the process that
+# runs the agent; a queue name ("sandbox") sends them to Celery workers consuming it.
+SANDBOX_CELERY_QUEUE = env.str("SANDBOX_CELERY_QUEUE", default="")

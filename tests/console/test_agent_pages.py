@@ -200,7 +200,7 @@ def test_export_downloads_the_document_and_import_creates_a_private_copy(
         (b"[1, 2]", "The file is not a JSON object."),
         (
             json.dumps({"format": "other", "format_version": 1, "agent": {"name": "A"}}).encode(),
-            "format: must be &quot;agent-platform.agent&quot;.",
+            "format: &quot;other&quot; is not a valid choice.",
         ),
         (
             json.dumps(
@@ -210,7 +210,17 @@ def test_export_downloads_the_document_and_import_creates_a_private_copy(
                     "agent": {"name": "A", "temperature": 7, "tools": [{"id": "nope"}]},
                 }
             ).encode(),
-            "agent.temperature: a number from 0 to 2.",
+            "agent.temperature: Ensure this value is less than or equal to 2.0.",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": "agent-platform.agent",
+                    "format_version": 1,
+                    "agent": {"name": "A", "tools": [{"name": "t"}, {"id": "nope"}]},
+                }
+            ).encode(),
+            "agent.tools[1].id: Must be a valid UUID.",
         ),
         (
             json.dumps(

@@ -25,8 +25,14 @@ class LiveASGI:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # Open streams end when the server stops (after a grace period), as in `serve`:
+        # a server thread left running would keep serving runs on its event loop.
         config = uvicorn.Config(
-            "config.asgi:application", log_level="warning", lifespan="off", ws="none"
+            "config.asgi:application",
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
@@ -43,6 +49,7 @@ class LiveASGI:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+        assert not self.thread.is_alive(), "the ASGI server did not stop"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ scripted server."""
 
 import contextlib
 import threading
+import time
 
 import httpx
 import pytest
@@ -217,3 +218,25 @@ def test_stream_from_the_start_of_a_conversation_that_never_ran(
     assert "".join(e["data"]["delta"] for e in events if e["type"] == "answer.delta") == (
         "First words."
     )
+
+
+def test_an_open_stream_ends_when_the_server_stops(http, live, chat_agent):
+    """A stream waiting for events does not hold the server forever: on shutdown it is
+    closed after the grace period (`serve` gives uvicorn one too), and its client sees the
+    end of the response, to resume elsewhere from its last event."""
+    conv_id = _conversation(http, chat_agent)
+    with (
+        httpx.Client(base_url=live.url, cookies=http.cookies, timeout=30) as client,
+        client.stream("GET", f"/api/v1/conversations/{conv_id}/stream?cursor=-1") as response,
+    ):
+        assert response.status_code == 200
+        started = time.monotonic()
+        stopper = threading.Thread(target=live.stop)
+        stopper.start()
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in response.iter_bytes():
+                pass
+        stopper.join(timeout=15)
+        assert not stopper.is_alive()
+        assert not live.thread.is_alive()
+        assert time.monotonic() - started < 10

@@ -1,97 +1,19 @@
-import re
 import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.agents.choices import (
-    AgentBuiltinTool,
-    AgentJobKind,
-    AgentJobStatus,
-    GrantPermission,
-    MemoryMode,
-    Visibility,
+from apps.agents.choices import AgentJobKind, AgentJobStatus, GrantPermission, Visibility
+from apps.agents.documents import (
+    MAX_REFERENCES,
+    AgentConfigSerializer,
+    unique_items,
 )
 from apps.agents.models import Agent, AgentGrant, AgentJob, AgentVersion
-from apps.agents.selectors import (
-    EXPORT_FORMAT,
-    EXPORT_FORMAT_VERSION,
-    agent_can_edit,
-    agent_can_manage,
-)
+from apps.agents.selectors import agent_can_edit, agent_can_manage
 
 SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-TOOL_NAME_RE = r"^[a-zA-Z0-9_-]{1,64}$"
-MAX_REFERENCES = 100
-
-
-def _unique(values: list[Any], what: str) -> list[Any]:
-    if len(set(values)) != len(values):
-        raise serializers.ValidationError(f"Each {what} may appear only once.")
-    return values
-
-
-class AgentConfigSerializer(serializers.Serializer):
-    """The configuration fields shared by create/update and import."""
-
-    name = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
-    avatar = serializers.CharField(
-        max_length=2000,
-        allow_blank=True,
-        required=False,
-        help_text="An http(s) image URL, or a short emoji / text of at most 16 characters.",
-    )
-    system_prompt = serializers.CharField(
-        max_length=100_000, allow_blank=True, trim_whitespace=False, required=False
-    )
-    temperature = serializers.FloatField(
-        min_value=0.0, max_value=2.0, allow_null=True, required=False
-    )
-    max_tokens = serializers.IntegerField(
-        min_value=1, max_value=1_000_000, allow_null=True, required=False
-    )
-    reasoning = serializers.BooleanField(required=False)
-    builtin_tools = serializers.ListField(
-        child=serializers.ChoiceField(choices=AgentBuiltinTool.choices),
-        max_length=len(AgentBuiltinTool.choices),
-        required=False,
-    )
-    memory_mode = serializers.ChoiceField(choices=MemoryMode.choices, required=False)
-    max_loops = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    wall_clock_seconds = serializers.IntegerField(min_value=10, max_value=3600, required=False)
-    suggestions_enabled = serializers.BooleanField(required=False)
-    opening_message = serializers.CharField(max_length=4000, allow_blank=True, required=False)
-    starter_questions = serializers.ListField(
-        child=serializers.CharField(max_length=300), max_length=10, required=False
-    )
-    tools_requiring_approval = serializers.ListField(
-        child=serializers.RegexField(
-            TOOL_NAME_RE,
-            error_messages={
-                # No braces: DRF formats this message with str.format.
-                "invalid": "Not a tool name: 1 to 64 letters, digits, _ or -."
-            },
-        ),
-        max_length=MAX_REFERENCES,
-        required=False,
-        help_text="Names (as the model sees them) of tools whose calls wait for approval.",
-    )
-
-    def validate_avatar(self, value: str) -> str:
-        if "://" in value or value.startswith("//"):
-            if not re.match(r"^https?://[^\s/]+\S*$", value):
-                raise serializers.ValidationError("Only an http or https URL is accepted.")
-        elif len(value) > 16:
-            raise serializers.ValidationError("Use an http(s) URL or at most 16 characters.")
-        return value
-
-    def validate_builtin_tools(self, value: list[str]) -> list[str]:
-        return _unique(value, "built-in tool")
-
-    def validate_tools_requiring_approval(self, value: list[str]) -> list[str]:
-        return _unique(value, "tool name")
 
 
 class AgentWriteSerializer(AgentConfigSerializer):
@@ -130,16 +52,16 @@ class AgentWriteSerializer(AgentConfigSerializer):
         raise serializers.ValidationError("A slug cannot look like an id.")
 
     def validate_tool_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
-        return _unique(value, "tool")
+        return unique_items(value, "tool")
 
     def validate_skill_version_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
-        return _unique(value, "skill version")
+        return unique_items(value, "skill version")
 
     def validate_knowledge_base_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
-        return _unique(value, "knowledge base")
+        return unique_items(value, "knowledge base")
 
     def validate_subagent_ids(self, value: list[uuid.UUID]) -> list[uuid.UUID]:
-        return _unique(value, "sub-agent")
+        return unique_items(value, "sub-agent")
 
 
 class AgentPermissionsSerializer(serializers.Serializer):
@@ -252,7 +174,7 @@ class SharingSerializer(serializers.Serializer):
     grants = serializers.ListField(child=GrantSerializer(), required=False, max_length=500)
 
     def validate_grants(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        _unique([g["user_id"] for g in value], "user")
+        unique_items([g["user_id"] for g in value], "user")
         return value
 
 
@@ -276,55 +198,6 @@ class AgentVersionSerializer(serializers.ModelSerializer):
 # --- import / export ----------------------------------------------------------------
 
 
-class ReferenceSerializer(serializers.Serializer):
-    id = serializers.UUIDField(required=False)
-    name = serializers.CharField(max_length=200, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Give an id or a name.")
-        return attrs
-
-
-class SkillVersionReferenceSerializer(ReferenceSerializer):
-    number = serializers.IntegerField(min_value=1, required=False)
-
-
-class AgentReferenceSerializer(serializers.Serializer):
-    id = serializers.UUIDField(required=False)
-    slug = serializers.CharField(max_length=100, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Give an id or a slug.")
-        return attrs
-
-
-class AgentDocumentSerializer(AgentConfigSerializer):
-    slug = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    model = ReferenceSerializer(allow_null=True, required=False)
-    tools = serializers.ListField(
-        child=ReferenceSerializer(), required=False, max_length=MAX_REFERENCES
-    )
-    skill_versions = serializers.ListField(
-        child=SkillVersionReferenceSerializer(), required=False, max_length=MAX_REFERENCES
-    )
-    knowledge_bases = serializers.ListField(
-        child=ReferenceSerializer(), required=False, max_length=MAX_REFERENCES
-    )
-    subagents = serializers.ListField(
-        child=AgentReferenceSerializer(), required=False, max_length=20
-    )
-
-
-class AgentImportSerializer(serializers.Serializer):
-    """An agent export document (GET /agents/{id}/export) to create an agent from."""
-
-    format = serializers.ChoiceField(choices=[EXPORT_FORMAT])
-    format_version = serializers.ChoiceField(choices=[EXPORT_FORMAT_VERSION])
-    agent = AgentDocumentSerializer()
-
-
 # --- jobs ---------------------------------------------------------------------------
 
 
@@ -338,7 +211,7 @@ class GenerateAgentJobSerializer(serializers.Serializer):
     )
 
     def validate_tool_ids(self, value: list[uuid.UUID]) -> list[str]:
-        return [str(v) for v in _unique(value, "tool")]
+        return [str(v) for v in unique_items(value, "tool")]
 
 
 class OptimizePromptJobSerializer(serializers.Serializer):
@@ -412,3 +285,15 @@ class FieldChangeSerializer(serializers.Serializer):
     lines = DiffLineSerializer(
         many=True, help_text="For text fields (instructions, ...): the line diff."
     )
+
+
+class CodeInterpreterPolicySerializer(serializers.Serializer):
+    """A workspace's code interpreter (docs/sandbox.md). PATCH any subset."""
+
+    enabled = serializers.BooleanField(required=False)
+    require_approval = serializers.BooleanField(required=False)
+    cpu_seconds = serializers.IntegerField(required=False, min_value=1, max_value=300)
+    wall_seconds = serializers.IntegerField(required=False, min_value=1, max_value=600)
+    memory_mb = serializers.IntegerField(required=False, min_value=64, max_value=8192)
+    output_bytes = serializers.IntegerField(required=False, min_value=1024, max_value=1048576)
+    max_processes = serializers.IntegerField(required=False, min_value=1, max_value=512)

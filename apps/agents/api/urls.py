@@ -4,6 +4,11 @@ from apps.agents.api import views
 
 urlpatterns = [
     path("agents", views.AgentListView.as_view(), name="agent-list"),
+    path(
+        "workspaces/<uuid:workspace_id>/code-interpreter",
+        views.CodeInterpreterPolicyView.as_view(),
+        name="code-interpreter-policy",
+    ),
     path("agents/import", views.AgentImportView.as_view(), name="agent-import"),
     path("agents/<uuid:agent_id>", views.AgentDetailView.as_view(), name="agent-detail"),
     path(

@@ -7,11 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.agents.api.serializers import (
-    AgentImportSerializer,
     AgentJobSerializer,
     AgentSerializer,
     AgentVersionSerializer,
     AgentWriteSerializer,
+    CodeInterpreterPolicySerializer,
     DuplicateSerializer,
     FieldChangeSerializer,
     GenerateAgentJobSerializer,
@@ -21,6 +21,7 @@ from apps.agents.api.serializers import (
     sharing_data,
 )
 from apps.agents.choices import AgentJobKind
+from apps.agents.documents import AgentImportSerializer
 from apps.agents.models import Agent
 from apps.agents.selectors import (
     access_agent,
@@ -33,6 +34,7 @@ from apps.agents.selectors import (
     agent_version_diff,
     agent_versions,
     agents_reference_ids,
+    code_interpreter_policy,
 )
 from apps.agents.services import (
     GrantInput,
@@ -47,11 +49,15 @@ from apps.agents.services import (
     agent_unarchive,
     agent_update,
     agent_version_restore,
+    code_interpreter_policy_update,
 )
 from apps.core.api.base import ApiView
 from apps.core.api.fast import serialize_rows
+from apps.core.api.ratelimit import client_address
 from apps.core.api.schema import error_doc
 from apps.users.actors import Actor, get_actor
+from apps.users.exceptions import WorkspaceNotFound
+from apps.users.selectors import access_workspace
 
 TAGS = ["agents"]
 JOB_TAGS = ["agent jobs"]
@@ -409,3 +415,43 @@ class AgentJobCancelView(ApiView):
         actor = get_actor(request)
         job = agent_job_cancel(actor=actor, job=access_agent_job(actor=actor, job_id=job_id))
         return Response(AgentJobSerializer(job).data)
+
+
+def _policy_json(policy: Any) -> dict[str, Any]:
+    names: list[str] = list(CodeInterpreterPolicySerializer().fields.keys())
+    return {name: getattr(policy, name) for name in names}
+
+
+class CodeInterpreterPolicyView(ApiView):
+    scope_area = "workspaces"
+
+    @extend_schema(
+        operation_id="code_interpreter_policy_get",
+        responses=CodeInterpreterPolicySerializer,
+        tags=["workspaces"],
+    )
+    def get(self, request: Request, workspace_id: uuid.UUID) -> Response:
+        membership = access_workspace(actor=get_actor(request), workspace_id=workspace_id)
+        return Response(_policy_json(code_interpreter_policy(workspace_id=membership.workspace_id)))
+
+    @extend_schema(
+        operation_id="code_interpreter_policy_update",
+        request=CodeInterpreterPolicySerializer,
+        responses=CodeInterpreterPolicySerializer,
+        tags=["workspaces"],
+        description="Turn the sandboxed code interpreter on or off for the workspace and "
+        "set its limits (admin). Every change is in the audit trail.",
+    )
+    def patch(self, request: Request, workspace_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        access_workspace(actor=actor, workspace_id=workspace_id)
+        if actor.workspace_id != workspace_id:
+            raise WorkspaceNotFound()
+        serializer = CodeInterpreterPolicySerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        policy = code_interpreter_policy_update(
+            actor=actor,
+            fields=dict(serializer.validated_data),
+            ip=client_address(request._request) or None,
+        )
+        return Response(_policy_json(policy))

@@ -19,7 +19,6 @@ from apps.agents.choices import (
     AgentJobKind,
     AgentJobStatus,
     GrantPermission,
-    MemoryMode,
     Visibility,
 )
 from apps.agents.exceptions import AgentJobNotFound
@@ -334,12 +333,7 @@ def agent_export_view(request: HttpRequest, agent_id: uuid.UUID) -> HttpResponse
 
 
 def _import_form(data: Any = None, files: Any = None) -> AgentImportForm:
-    return AgentImportForm(
-        data,
-        files,
-        builtin_tools={c.value for c in AgentBuiltinTool},
-        memory_modes={c.value for c in MemoryMode},
-    )
+    return AgentImportForm(data, files)
 
 
 @console_view

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -31,6 +30,7 @@ from apps.conversations.streaming import StreamItem, run_events
 from apps.core.api.asyncview import AsyncApiView, DeferredResponse
 from apps.core.api.base import ApiView
 from apps.core.api.renderers import EnvelopeJSONRenderer
+from apps.core.db import db_sync_to_async
 from apps.core.events import AnswerDelta, Done, Envelope
 from apps.core.exceptions import ValidationFailed
 from apps.users.actors import get_actor
@@ -123,7 +123,7 @@ async def _completion(run: Run, model: str) -> HttpResponseBase:
     """The whole answer once the run ended (awaited on the event loop)."""
     async for _ in run_events(run):
         pass
-    run, text = await sync_to_async(run_result, thread_sensitive=False)(run_id=run.id)
+    run, text = await db_sync_to_async(run_result)(run_id=run.id)
     if run.status != RunStatus.COMPLETED:
         return JsonResponse(
             {

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.conversations.api import openai, views
+from apps.conversations.api import agui, openai, views
 
 urlpatterns = [
     path("conversations", views.ConversationListView.as_view(), name="conversation-list"),
@@ -70,6 +70,7 @@ urlpatterns = [
         views.MessageFeedbackView.as_view(),
         name="message-feedback",
     ),
+    path("agents/<str:agent>/ag-ui", agui.AgentAguiView.as_view(), name="agent-ag-ui"),
     path("chat/completions", openai.ChatCompletionsView.as_view(), name="openai-chat-completions"),
     # With these, an OpenAI SDK whose base URL is /api/v1 talks to our agents.
     path("models", openai.ModelListView.as_view(), name="openai-models"),

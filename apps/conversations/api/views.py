@@ -62,6 +62,7 @@ from apps.conversations.streaming import events_after, parse_cursor, run_events,
 from apps.core.api.asyncview import AsyncApiView
 from apps.core.api.base import ApiView
 from apps.core.api.envelope import Enveloped
+from apps.core.api.pagination import parse_limit
 from apps.core.api.renderers import EnvelopeJSONRenderer
 from apps.core.exceptions import ValidationFailed
 from apps.users.actors import get_actor
@@ -264,8 +265,6 @@ class MessageListView(AsyncApiView):
     )
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
         conv = access_conversation(actor=get_actor(request), conversation_id=conversation_id)
-        from apps.core.api.pagination import parse_limit
-
         limit = parse_limit(request, 50)
         before, after = _int_param(request, "before"), _int_param(request, "after")
         rows, more = message_page(conversation=conv, before=before, after=after, limit=limit)

@@ -60,6 +60,10 @@ class Command(BaseCommand):
                 "--ws",
                 "websockets-sansio",
                 "--no-access-log",
+                # Open streams end on shutdown after this many seconds (clients resume
+                # from their last event), instead of holding the process forever.
+                "--timeout-graceful-shutdown",
+                "10",
             ],
             "worker": [
                 python,
