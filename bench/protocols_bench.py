@@ -1,7 +1,7 @@
 """Protocols benchmark: the time to first token an open agent protocol adds to the native
 stream, measured side by side in one run (alternating requests, same agent, same pace).
 
-    python bench/protocols_bench.py [--parts agui] [--repeats 20] [--tokens 50]
+    python bench/protocols_bench.py [--parts agui a2a] [--repeats 20] [--tokens 50]
 
 Embedded profile (a fresh SQLite file, in-memory channel layer); the scripted
 OpenAI-compatible server runs in this process, the platform in a child process (uvicorn)
@@ -12,6 +12,8 @@ on 127.0.0.1. Each part prints its medians in one JSON object:
   (`POST /agents/{agent}/ag-ui`, first `TEXT_MESSAGE_CONTENT`), client side. The native
   time is given with the request creating the conversation before it (an AG-UI run
   creates its thread in its one request) and for the send alone.
+- a2a: the same native pair vs an A2A `SendStreamingMessage` to `/a2a/agents/{slug}/rpc`
+  (first artifact chunk), which creates its conversation in its one request too.
 """
 
 import argparse
@@ -94,7 +96,66 @@ async def _agui(url: str, key: str, args: argparse.Namespace) -> dict:
     }
 
 
-PARTS = {"agui": _agui}
+async def _a2a(url: str, key: str, args: argparse.Namespace) -> dict:
+    """A new conversation's message streamed natively vs an A2A `SendStreamingMessage`
+    (`/a2a/agents/{slug}/rpc`, first artifact chunk: the answer's first token), which
+    creates its conversation in its one request."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}", "A2A-Version": "1.0"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+
+        async def native() -> tuple[float, float]:
+            started = time.perf_counter()
+            r = await client.post(
+                "/api/v1/conversations", json={"agent_id": "bench", "title": "bench"}
+            )
+            conv = r.json()["data"]["id"]
+            sent = time.perf_counter()
+            first = await _first_token(
+                client,
+                f"/api/v1/conversations/{conv}/messages",
+                {"content": "go", "stream": True},
+                "event: answer.delta",
+            )
+            return first - started, first - sent
+
+        async def a2a() -> float:
+            body = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "SendStreamingMessage",
+                "params": {
+                    "message": {
+                        "messageId": str(uuid.uuid4()),
+                        "role": "ROLE_USER",
+                        "parts": [{"text": "go"}],
+                    }
+                },
+            }
+            started = time.perf_counter()
+            first = await _first_token(client, "/a2a/agents/bench/rpc", body, "artifactUpdate")
+            return first - started
+
+        await native(), await a2a()  # warm up both paths
+        natives, sends, a2as = [], [], []
+        for _ in range(args.repeats):
+            total, send = await native()
+            natives.append(total)
+            sends.append(send)
+            a2as.append(await a2a())
+    n, s, a = (statistics.median(v) for v in (natives, sends, a2as))
+    return {
+        "repeats": args.repeats,
+        "native_ttft_ms": round(n * 1000, 1),
+        "native_send_only_ttft_ms": round(s * 1000, 1),
+        "a2a_ttft_ms": round(a * 1000, 1),
+        "a2a_added_ms": round((a - n) * 1000, 1),
+        "a2a_added_vs_send_only_ms": round((a - s) * 1000, 1),
+    }
+
+
+PARTS = {"agui": _agui, "a2a": _a2a}
 
 
 def main() -> None:

@@ -35,5 +35,6 @@ urlpatterns = [
     path("", include("apps.users.urls")),
     path("", include("apps.users.urls_headless")),
     path("mcp", McpView.as_view(), name="mcp-endpoint"),
+    path("", include("apps.conversations.api.a2a_urls")),
     path("", include("apps.console.urls")),
 ]

@@ -57,6 +57,7 @@ from apps.core.events import (
     Compact,
     Event,
     Phase,
+    RemoteAgentUpdate,
     Step,
     Subagent,
     ToolCall,
@@ -348,6 +349,7 @@ SUBAGENT_RELAYED: tuple[type[Event], ...] = (
     AnswerStart,
     AnswerDone,
     Subagent,  # a sub-agent's own sub-agents, already wrapped
+    RemoteAgentUpdate,  # a remote agent working for the sub-agent (names its tool call)
 )
 # The id of the tool call being executed (read by the sub-agent tool).
 _current_call: contextvars.ContextVar[str] = contextvars.ContextVar("tool_call_id", default="")
@@ -367,7 +369,7 @@ class _SubAgentHooks:
     async def emit(self, event: Event) -> None:
         if not isinstance(event, SUBAGENT_RELAYED):
             return
-        if isinstance(event, Subagent):
+        if isinstance(event, Subagent | RemoteAgentUpdate):
             await self.parent.emit(event)
             return
         await self.parent.emit(
@@ -1027,11 +1029,13 @@ class _Turn:
                 content="The arguments are not a JSON object: call the tool again with valid JSON.",
                 is_error=True,
             )
-        timeout = None if spec.source == "agent" else TOOL_TIMEOUT_SECONDS
+        # Agents (ours and remote A2A ones) bound their own time.
+        timeout = None if spec.source in ("agent", "a2a") else TOOL_TIMEOUT_SECONDS
         # For the sub-agent tool; parallel calls each run in a task (a context) of their own.
         _current_call.set(call["id"])
+        context = replace(self.context, tool_call_id=call["id"], emit=self.hooks.emit)
         try:
-            result = await asyncio.wait_for(spec.execute(args, self.context), timeout=timeout)
+            result = await asyncio.wait_for(spec.execute(args, context), timeout=timeout)
         except TimeoutError:
             return ToolResult(
                 content=f"The tool did not finish within {timeout} seconds.", is_error=True

@@ -45,5 +45,6 @@ class ConversationSource(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible endpoint"
     MCP = "mcp", "MCP endpoint"
     AGUI = "agui", "AG-UI endpoint"
+    A2A = "a2a", "A2A endpoint"
     TASK = "task", "Scheduled task"
     TRIGGER = "trigger", "Inbound trigger"

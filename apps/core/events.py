@@ -41,6 +41,7 @@ class EventType(StrEnum):
     ANSWER_DELTA = "answer.delta"
     ANSWER_DONE = "answer.done"
     SUBAGENT = "subagent"
+    REMOTE_AGENT_UPDATE = "remote_agent.update"
     TITLE = "title"
     SUGGESTIONS = "suggestions"
     RUN_REQUIRES_ACTION = "run.requires_action"
@@ -287,6 +288,21 @@ class Subagent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteAgentUpdate(Event):
+    """A remote A2A agent working on the run's tool call: its task's A2A `state`
+    (submitted, working, input_required, completed, failed, canceled, rejected) and what it
+    said with it (`text`, may be empty); the last update of a call has the final state."""
+
+    type: ClassVar[EventType] = EventType.REMOTE_AGENT_UPDATE
+    tool_call_id: str
+    remote_agent_id: str
+    name: str
+    task_id: str
+    state: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Title(Event):
     """The conversation got its automatic title (chat conversations, first exchange)."""
 
@@ -375,6 +391,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         AnswerDelta,
         AnswerDone,
         Subagent,
+        RemoteAgentUpdate,
         Title,
         Suggestions,
         RunRequiresAction,

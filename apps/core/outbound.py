@@ -34,7 +34,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 import anyio
+import httpcore
 import httpcore2
+import httpx
 import httpx2
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -596,3 +598,25 @@ async def afetch(
             if time.monotonic() > deadline:
                 raise OutboundError(f"The request did not complete within {timeout:g} seconds.")
     raise OutboundError(f"More than {max_redirects} redirects.")
+
+
+# The same guard for plain `httpx` (not the httpx2 fork): for SDKs that build
+# `httpx.Request`s themselves (a2a-sdk).
+_, AsyncHttpxGuardedTransport = _build_transports(httpx, httpcore)
+
+
+def async_outbound_httpx_client(
+    *,
+    timeout: float = 30.0,
+    max_bytes: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """The guarded async client as a plain `httpx.AsyncClient` (every connection checked,
+    bodies capped, environment proxies ignored, no redirects followed)."""
+    return httpx.AsyncClient(
+        transport=AsyncHttpxGuardedTransport(max_bytes=max_bytes),
+        timeout=httpx.Timeout(timeout, connect=min(float(timeout), 10.0)),
+        headers=dict(headers or {}),
+        follow_redirects=False,
+        trust_env=False,
+    )

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.core.events import Event
+
 ToolSource = str  # "builtin" | "mcp" | "openapi" | "http" | "skill" | "knowledge" | "agent"
 
 
@@ -27,6 +29,10 @@ class ToolContext:
     # Nesting level of agent-as-tool calls (0 for a conversation's own run); the engine
     # stops offering sub-agents at AGENT_MAX_SUBAGENT_DEPTH so they cannot recurse forever.
     depth: int = 0
+    # The tool call being executed, and how a long-running tool (a remote A2A agent)
+    # reports progress to the run's stream; set by the engine for each call.
+    tool_call_id: str = ""
+    emit: Callable[[Event], Awaitable[None]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 private as the conversations they are attached to); anything else is 404."""
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core import signing
@@ -70,3 +71,16 @@ def file_from_download_token(*, token: str) -> File:
     if found is None or found.sha256[:16] != payload.get("k"):
         raise FileNotFound("This download link is invalid or has expired.")
     return found
+
+
+def files_written_by_agent(
+    *, conversation_id: uuid.UUID, since: datetime, until: datetime | None = None
+) -> QuerySet[File]:
+    """The files an agent wrote (created or changed) in a conversation's file workspace
+    between `since` and `until` (None: now), oldest first (e.g. during one run)."""
+    files = File.objects.filter(
+        conversation_id=conversation_id, origin=FileOrigin.AGENT, updated_at__gte=since
+    ).defer("text")
+    if until is not None:
+        files = files.filter(updated_at__lte=until)
+    return files.order_by("created_at")[:50]

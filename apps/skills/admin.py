@@ -1,7 +1,15 @@
 from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 
-from apps.skills.models import McpServer, OpenApiSource, Skill, SkillVersion, StdioCommand, Tool
+from apps.skills.models import (
+    McpServer,
+    OpenApiSource,
+    RemoteAgent,
+    Skill,
+    SkillVersion,
+    StdioCommand,
+    Tool,
+)
 
 
 @admin.register(StdioCommand)
@@ -21,6 +29,15 @@ class McpServerAdmin(ModelAdmin):
     search_fields = ["name", "url"]
     exclude = ["headers", "bearer_token", "oauth_client_info", "oauth_tokens", "oauth_pending"]
     readonly_fields = ["status", "status_reason", "last_checked_at", "server_info"]
+
+
+@admin.register(RemoteAgent)
+class RemoteAgentAdmin(ModelAdmin):
+    list_display = ["name", "workspace", "url", "status", "card_fetched_at"]
+    list_filter = ["status", "auth_type"]
+    search_fields = ["name", "url"]
+    exclude = ["credential"]
+    readonly_fields = ["status", "status_reason", "card", "card_fetched_at"]
 
 
 @admin.register(Tool)

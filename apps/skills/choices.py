@@ -5,6 +5,7 @@ class ToolSource(models.TextChoices):
     BUILTIN = "builtin", "Built-in"
     MCP = "mcp", "MCP server"
     OPENAPI = "openapi", "OpenAPI import"
+    A2A = "a2a", "Remote A2A agent"
 
 
 class BuiltinTool(models.TextChoices):
@@ -43,3 +44,15 @@ class SkillSource(models.TextChoices):
     URL = "url", "URL import"
     API = "api", "Written through the API"
     SYSTEM = "system", "Operator (system skill)"
+
+
+class RemoteAgentAuth(models.TextChoices):
+    NONE = "none", "None"
+    BEARER = "bearer", "Bearer token"
+    HEADER = "header", "API key header"
+
+
+class RemoteAgentStatus(models.TextChoices):
+    PENDING = "pending", "Not checked yet"
+    CONNECTED = "connected", "Card fetched"
+    ERROR = "error", "Error"

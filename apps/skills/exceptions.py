@@ -31,6 +31,11 @@ class SkillVersionNotFound(NotFound):
     default_message = "Skill version not found."
 
 
+class RemoteAgentNotFound(NotFound):
+    code = "remote_agent_not_found"
+    default_message = "Remote agent not found."
+
+
 class NameTaken(Conflict):
     code = "name_taken"
     default_message = "That name is already used in this workspace."

@@ -12,6 +12,8 @@ from apps.skills.choices import (
     McpStatus,
     McpTransport,
     OpenApiAuth,
+    RemoteAgentAuth,
+    RemoteAgentStatus,
     SkillSource,
     ToolSource,
 )
@@ -114,6 +116,46 @@ class OpenApiSource(BaseModel):
         return self.name
 
 
+class RemoteAgent(BaseModel):
+    """A remote A2A agent registered in a workspace: its URL, its (encrypted) credential
+    and its last fetched agent card. Its tool (`ask_<name>`) delegates a task to it."""
+
+    workspace = models.ForeignKey(
+        "users.Workspace", on_delete=models.CASCADE, related_name="remote_agents"
+    )
+    name = models.SlugField(max_length=50, help_text="Unique in the workspace; the tool name.")
+    url = models.URLField(
+        max_length=2000,
+        help_text="The agent's base URL (card at <url>/.well-known/agent-card.json) or the "
+        "card's own URL (ending in .json).",
+    )
+    auth_type = models.CharField(
+        max_length=10, choices=RemoteAgentAuth.choices, default=RemoteAgentAuth.NONE
+    )
+    auth_header = models.CharField(max_length=100, blank=True, help_text="For header auth.")
+    credential = EncryptedTextField(blank=True, default="")
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    card = models.JSONField(default=dict, blank=True, help_text="The last fetched card.")
+    card_fetched_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=RemoteAgentStatus.choices, default=RemoteAgentStatus.PENDING
+    )
+    status_reason = models.CharField(max_length=1000, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "remote A2A agent"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="remote_agent_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Tool(BaseModel):
     """A tool an agent can be given: built-in, discovered on an MCP server, or an imported
     OpenAPI operation."""
@@ -139,6 +181,14 @@ class Tool(BaseModel):
         on_delete=models.CASCADE,
         related_name="tools",
         verbose_name="OpenAPI source",
+    )
+    remote_agent = models.OneToOneField(
+        RemoteAgent,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="tool",
+        verbose_name="remote A2A agent",
     )
     remote_name = models.CharField(max_length=200, blank=True, help_text="Name on the MCP server.")
     operation = models.JSONField(default=dict, blank=True, help_text="OpenAPI method/path/params.")

@@ -11,10 +11,12 @@ from django.db.models import Q, QuerySet
 
 from apps.core.crypto import mask_secret
 from apps.core.tools import ToolContext, ToolExecutor, ToolResult, ToolSpec
-from apps.skills.choices import BuiltinTool, McpAuth, ToolSource
+from apps.skills.a2a_client import RemoteConfig, remote_executor
+from apps.skills.choices import BuiltinTool, McpAuth, RemoteAgentAuth, ToolSource
 from apps.skills.exceptions import (
     McpServerNotFound,
     OpenApiSourceNotFound,
+    RemoteAgentNotFound,
     SkillNotFound,
     SkillVersionNotFound,
     ToolNotFound,
@@ -27,7 +29,15 @@ from apps.skills.executors import (
     validating,
 )
 from apps.skills.mcp_client import McpConfig
-from apps.skills.models import McpServer, OpenApiSource, Skill, SkillFile, SkillVersion, Tool
+from apps.skills.models import (
+    McpServer,
+    OpenApiSource,
+    RemoteAgent,
+    Skill,
+    SkillFile,
+    SkillVersion,
+    Tool,
+)
 from apps.users.actors import Actor
 
 # --- access ---------------------------------------------------------------------------
@@ -72,6 +82,33 @@ def access_mcp_server(*, actor: Actor, mcp_server_id: uuid.UUID) -> McpServer:
     if server is None:
         raise McpServerNotFound()
     return server
+
+
+def remote_agent_list(*, actor: Actor) -> QuerySet[RemoteAgent]:
+    return RemoteAgent.objects.filter(workspace=actor.workspace).select_related("tool")
+
+
+def access_remote_agent(*, actor: Actor, remote_agent_id: uuid.UUID) -> RemoteAgent:
+    """A remote A2A agent of the actor's workspace. Raises RemoteAgentNotFound."""
+    remote = remote_agent_list(actor=actor).filter(id=remote_agent_id).first()
+    if remote is None:
+        raise RemoteAgentNotFound()
+    return remote
+
+
+def remote_config_for(remote: RemoteAgent) -> RemoteConfig:
+    """How to reach a remote agent: its URL, its credential as a header, its card."""
+    headers: dict[str, str] = {}
+    if remote.auth_type == RemoteAgentAuth.BEARER and remote.credential:
+        headers["Authorization"] = f"Bearer {remote.credential}"
+    elif remote.auth_type == RemoteAgentAuth.HEADER and remote.credential:
+        headers[remote.auth_header] = remote.credential
+    return RemoteConfig(
+        url=remote.url,
+        headers=headers,
+        timeout=float(remote.timeout_seconds),
+        card=dict(remote.card or {}),
+    )
 
 
 def openapi_source_list(*, actor: Actor) -> QuerySet[OpenApiSource]:
@@ -201,6 +238,12 @@ def tool_spec_for_row(tool: Tool, *, pooled: bool = True) -> ToolSpec:
                 "name": source.auth_name,
                 "credential": source.credential,
             },
+        )
+    elif tool.source == ToolSource.A2A:
+        remote = tool.remote_agent
+        assert remote is not None
+        run = remote_executor(
+            remote_agent_id=remote.id, name=remote.name, config=remote_config_for(remote)
         )
     else:
         server = tool.mcp_server
@@ -360,7 +403,7 @@ def tool_specs_for(
         Tool.objects.filter(
             workspace_id=workspace_id, id__in=list(tool_ids), enabled=True, available=True
         )
-        .select_related("mcp_server__stdio_command", "openapi_source")
+        .select_related("mcp_server__stdio_command", "openapi_source", "remote_agent")
         .order_by("name")
     )
     specs = [tool_spec_for_row(t) for t in tools]

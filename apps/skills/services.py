@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.core.exceptions import ValidationFailed
 from apps.core.outbound import OutboundError, check_url, fetch
 from apps.core.tools import ToolContext, ToolResult
-from apps.skills import mcp_client
+from apps.skills import a2a_client, mcp_client
 from apps.skills.bundles import (
     ParsedSkill,
     limit,
@@ -30,6 +30,8 @@ from apps.skills.choices import (
     McpStatus,
     McpTransport,
     OpenApiAuth,
+    RemoteAgentAuth,
+    RemoteAgentStatus,
     SkillSource,
     ToolSource,
 )
@@ -45,13 +47,14 @@ from apps.skills.executors import HTTP_REQUEST_SCHEMA, WEB_FETCH_SCHEMA, argumen
 from apps.skills.models import (
     McpServer,
     OpenApiSource,
+    RemoteAgent,
     Skill,
     SkillFile,
     SkillVersion,
     StdioCommand,
     Tool,
 )
-from apps.skills.selectors import mcp_config_for, tool_spec_for_row
+from apps.skills.selectors import mcp_config_for, remote_config_for, tool_spec_for_row
 from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.models import User, Workspace
@@ -737,3 +740,166 @@ def stdio_command_resolve(*, name: str) -> StdioCommand:
     if command is None:
         raise StdioCommandNotFound()
     return command
+
+
+# --- remote A2A agents ----------------------------------------------------------------------
+
+
+def remote_agent_tool_name(name: str) -> str:
+    return ("ask_" + name.replace("-", "_"))[:64]
+
+
+def _remote_tool_description(remote: RemoteAgent) -> str:
+    card = remote.card or {}
+    title = str(card.get("name") or remote.name)
+    text = f'Delegate a task to the remote A2A agent "{title}" and return its answer.'
+    if card.get("description"):
+        text += " " + str(card["description"])
+    skills = [
+        str(s.get("name") or s.get("id")) for s in card.get("skills", []) if isinstance(s, dict)
+    ]
+    if skills:
+        text += " Skills: " + ", ".join(skills[:20]) + "."
+    return text[:1000]
+
+
+def _auth_fields(auth_type: str, auth_header: str, credential: str) -> None:
+    if auth_type != RemoteAgentAuth.NONE and not credential:
+        raise ValidationFailed("A credential is required for this auth type.", field="credential")
+    if auth_type == RemoteAgentAuth.HEADER and not re.match(
+        r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$", auth_header or ""
+    ):
+        raise ValidationFailed("A valid header name is required.", field="auth_header")
+
+
+def remote_agent_create(
+    *,
+    actor: Actor,
+    name: str,
+    url: str,
+    auth_type: str = RemoteAgentAuth.NONE,
+    auth_header: str = "",
+    credential: str = "",
+    timeout_seconds: int = 300,
+    connect: bool = True,
+) -> RemoteAgent:
+    """Register a remote A2A agent and its tool (`ask_<name>`), then fetch its card (the
+    status says how that went; a failure does not undo the registration).
+
+    Raises OutboundBlocked (400 url_not_allowed) for a URL the guard refuses, NameTaken."""
+    actor.require_role(Role.MEMBER)
+    check_url(url, field="url")
+    _auth_fields(auth_type, auth_header, credential)
+    try:
+        with transaction.atomic():
+            remote = RemoteAgent.objects.create(
+                workspace=actor.workspace,
+                name=name,
+                url=url,
+                auth_type=auth_type,
+                auth_header=auth_header if auth_type == RemoteAgentAuth.HEADER else "",
+                credential=credential if auth_type != RemoteAgentAuth.NONE else "",
+                timeout_seconds=timeout_seconds,
+                created_by=actor.user,
+            )
+            Tool.objects.create(
+                workspace=actor.workspace,
+                name=remote_agent_tool_name(name),
+                description=_remote_tool_description(remote),
+                parameters=a2a_client.TASK_PARAMETERS,
+                source=ToolSource.A2A,
+                remote_agent=remote,
+            )
+    except IntegrityError as exc:
+        raise NameTaken(field="name") from exc
+    audit_record(
+        action="remote_agent.create",
+        actor_user=actor.user,
+        workspace_id=actor.workspace_id,
+        target_type="remote_agent",
+        target_id=str(remote.id),
+        metadata={"name": remote.name, "url": remote.url},
+    )
+    if connect:
+        remote = remote_agent_refresh(remote=remote)
+    return remote
+
+
+def remote_agent_update(
+    *,
+    actor: Actor,
+    remote: RemoteAgent,
+    name: str | None = None,
+    url: str | None = None,
+    auth_type: str | None = None,
+    auth_header: str | None = None,
+    credential: str | None = None,
+    timeout_seconds: int | None = None,
+) -> RemoteAgent:
+    """Change a remote agent's settings (the credential is replaced, never read back); a
+    new URL or credential fetches the card again."""
+    actor.require_role(Role.MEMBER)
+    if url is not None:
+        check_url(url, field="url")
+        remote.url = url
+    if name is not None:
+        remote.name = name
+    if auth_type is not None:
+        remote.auth_type = auth_type
+    if auth_header is not None:
+        remote.auth_header = auth_header
+    if credential is not None:
+        remote.credential = credential
+    if remote.auth_type == RemoteAgentAuth.NONE:
+        remote.credential, remote.auth_header = "", ""
+    _auth_fields(remote.auth_type, remote.auth_header, remote.credential)
+    if timeout_seconds is not None:
+        remote.timeout_seconds = timeout_seconds
+    try:
+        with transaction.atomic():
+            remote.save()
+            Tool.objects.filter(remote_agent=remote).update(
+                name=remote_agent_tool_name(remote.name)
+            )
+    except IntegrityError as exc:
+        raise NameTaken(field="name") from exc
+    if url is not None or credential is not None or auth_type is not None:
+        remote = remote_agent_refresh(remote=remote)
+    return remote
+
+
+def remote_agent_delete(*, actor: Actor, remote: RemoteAgent) -> None:
+    """Delete a remote agent and its tool (agents using it lose the tool)."""
+    actor.require_role(Role.MEMBER)
+    audit_record(
+        action="remote_agent.delete",
+        actor_user=actor.user,
+        workspace_id=actor.workspace_id,
+        target_type="remote_agent",
+        target_id=str(remote.id),
+        metadata={"name": remote.name, "url": remote.url},
+    )
+    remote.delete()
+
+
+def remote_agent_refresh(*, remote: RemoteAgent) -> RemoteAgent:
+    """Fetch the remote agent's card through the outbound guard and keep it; the status
+    and reason say how that went. Idempotent."""
+    config = remote_config_for(remote)
+    try:
+        card = async_to_sync(a2a_client.fetch_card)(config)
+    except (a2a_client.RemoteAgentError, OutboundError) as exc:
+        remote.status = RemoteAgentStatus.ERROR
+        remote.status_reason = a2a_client.describe(exc)[:1000]
+        remote.save(update_fields=["status", "status_reason", "updated_at"])
+        return remote
+    with transaction.atomic():
+        remote.card = card
+        remote.card_fetched_at = timezone.now()
+        remote.status = RemoteAgentStatus.CONNECTED
+        remote.status_reason = ""
+        remote.save()
+        Tool.objects.filter(remote_agent=remote).update(
+            description=_remote_tool_description(remote), available=True
+        )
+    return remote

@@ -360,6 +360,7 @@ if isinstance(_enum_overrides := SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"], di
             "ModelCapabilityEnum": "apps.providers.choices.Capability",
             "WorkflowRunStatusEnum": "apps.workflows.choices.RunStatus",
             "WorkflowRunSourceEnum": "apps.workflows.choices.RunSource",
+            "RemoteAgentAuthEnum": "apps.skills.choices.RemoteAgentAuth",
         }
     )
 

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -142,3 +142,65 @@ def _with_connection_housekeeping(view: Callable[..., Any]) -> Callable[..., Any
             close_old_connections()
 
     return run
+
+
+def asgi_scope_of(request: HttpRequest) -> Scope:
+    """An ASGI HTTP scope for a request Django received without one (WSGI, the test
+    client): its method, path, query string and headers."""
+    meta = request.META
+    headers = [
+        (key[5:].replace("_", "-").lower().encode("latin1"), str(value).encode("latin1"))
+        for key, value in meta.items()
+        if key.startswith("HTTP_")
+    ]
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if meta.get(key):
+            headers.append((key.replace("_", "-").lower().encode(), str(meta[key]).encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": request.path.encode(),
+        "query_string": meta.get("QUERY_STRING", "").encode(),
+        "root_path": "",
+        "headers": headers,
+        "server": None,
+        "client": None,
+    }
+
+
+def serve_buffered(app: AsgiApp, *, scope: Scope, body: bytes) -> HttpResponse:
+    """Run an ASGI application to the end of its response and return it whole: how a
+    handoff is answered when there is no connection to hand over (WSGI, the test client;
+    a stream then arrives at once, when it has ended)."""
+    messages: list[Mapping[str, Any]] = []
+
+    async def run() -> None:
+        delivered = False
+
+        async def receive() -> Mapping[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # no disconnect: the app ends its response itself
+            raise AssertionError("unreachable")
+
+        async def send(message: Mapping[str, Any]) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+
+    async_to_sync(run)()
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    response = HttpResponse(
+        b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"),
+        status=start["status"],
+    )
+    for name, value in start.get("headers", []):
+        if bytes(name).lower() not in (b"content-length",):
+            response[bytes(name).decode("latin1")] = bytes(value).decode("latin1")
+    return response

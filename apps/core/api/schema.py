@@ -98,8 +98,10 @@ class EnvelopeAutoSchema(AutoSchema):
         response: dict[str, Any] = super()._get_response_for_code(
             serializer, status_code, media_types, direction
         )
+        # A view speaking another protocol's shapes (e.g. A2A) sets `envelope = False`.
+        wrapped = getattr(self.view, "envelope", True)
         for media_type, content in response.get("content", {}).items():
-            if media_type != "application/json":
+            if media_type != "application/json" or not wrapped:
                 continue
             schema = content.get("schema", {})
             ref = schema.get("$ref", "")

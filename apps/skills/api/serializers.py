@@ -3,10 +3,11 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.core.crypto import mask_secret
-from apps.skills.choices import McpAuth, McpTransport, OpenApiAuth, ToolSource
+from apps.skills.choices import McpAuth, McpTransport, OpenApiAuth, RemoteAgentAuth, ToolSource
 from apps.skills.models import (
     McpServer,
     OpenApiSource,
+    RemoteAgent,
     Skill,
     SkillFile,
     SkillVersion,
@@ -28,6 +29,7 @@ class ToolSerializer(serializers.ModelSerializer):
             "builtin",
             "mcp_server",
             "openapi_source",
+            "remote_agent",
             "remote_name",
             "annotations",
             "requires_approval",
@@ -278,3 +280,67 @@ class SkillUploadSerializer(serializers.Serializer):
 
 class SkillImportSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=2000)
+
+
+class RemoteAgentSerializer(serializers.ModelSerializer):
+    credential = serializers.SerializerMethodField()
+    tool = serializers.SerializerMethodField()
+    card = serializers.JSONField(read_only=True, help_text="The last fetched A2A agent card.")
+
+    class Meta:
+        model = RemoteAgent
+        fields = [
+            "id",
+            "name",
+            "url",
+            "auth_type",
+            "auth_header",
+            "credential",
+            "timeout_seconds",
+            "status",
+            "status_reason",
+            "card",
+            "card_fetched_at",
+            "tool",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_credential(self, obj: RemoteAgent) -> str:
+        """Masked: a credential is never returned."""
+        return mask_secret(obj.credential) if obj.credential else ""
+
+    def get_tool(self, obj: RemoteAgent) -> dict[str, str] | None:
+        """The tool (id, name) to give agents so they can delegate to this one."""
+        tool = getattr(obj, "tool", None)
+        return {"id": str(tool.id), "name": tool.name} if tool else None
+
+
+_REMOTE_NAME = {
+    "max_length": 50,
+    "help_text": "Letters, digits, - and _ ; the agents' tool is ask_<name>.",
+}
+
+
+class RemoteAgentCreateSerializer(serializers.Serializer):
+    name = serializers.SlugField(**_REMOTE_NAME)  # type: ignore[arg-type]
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="The agent's base URL (its card at <url>/.well-known/agent-card.json) or "
+        "its card's URL (ending in .json).",
+    )
+    auth_type = serializers.ChoiceField(
+        choices=RemoteAgentAuth.choices, default=RemoteAgentAuth.NONE
+    )
+    auth_header = serializers.CharField(max_length=100, required=False, default="")
+    credential = serializers.CharField(max_length=4000, required=False, default="", write_only=True)
+    timeout_seconds = serializers.IntegerField(min_value=5, max_value=3600, default=300)
+
+
+class RemoteAgentUpdateSerializer(serializers.Serializer):
+    name = serializers.SlugField(required=False, **_REMOTE_NAME)  # type: ignore[arg-type]
+    url = serializers.URLField(max_length=2000, required=False)
+    auth_type = serializers.ChoiceField(choices=RemoteAgentAuth.choices, required=False)
+    auth_header = serializers.CharField(max_length=100, required=False)
+    credential = serializers.CharField(max_length=4000, required=False, write_only=True)
+    timeout_seconds = serializers.IntegerField(min_value=5, max_value=3600, required=False)

@@ -30,6 +30,17 @@ urlpatterns = [
         name="mcp-server-oauth-start",
     ),
     path("mcp/oauth/callback", views.McpOAuthCallbackView.as_view(), name="mcp-oauth-callback"),
+    path("remote-agents", views.RemoteAgentListView.as_view(), name="remote-agent-list"),
+    path(
+        "remote-agents/<uuid:remote_agent_id>",
+        views.RemoteAgentDetailView.as_view(),
+        name="remote-agent-detail",
+    ),
+    path(
+        "remote-agents/<uuid:remote_agent_id>/refresh",
+        views.RemoteAgentRefreshView.as_view(),
+        name="remote-agent-refresh",
+    ),
     path("skills", views.SkillListView.as_view(), name="skill-list"),
     path("skills/upload", views.SkillUploadView.as_view(), name="skill-upload"),
     path("skills/import", views.SkillImportView.as_view(), name="skill-import"),

@@ -16,12 +16,14 @@ from apps.skills.models import StdioCommand
 from apps.skills.selectors import (
     access_mcp_server,
     access_openapi_source,
+    access_remote_agent,
     access_skill,
     access_skill_version,
     access_tool,
     latest_skill_version,
     mcp_server_list,
     openapi_source_list,
+    remote_agent_list,
     skill_list,
     skill_version_list,
     tool_list,
@@ -36,6 +38,10 @@ from apps.skills.services import (
     mcp_server_update,
     openapi_import,
     openapi_source_delete,
+    remote_agent_create,
+    remote_agent_delete,
+    remote_agent_refresh,
+    remote_agent_update,
     skill_create,
     skill_delete,
     skill_import_url,
@@ -464,3 +470,83 @@ class SkillVersionDetailView(ApiView):
 
 
 _unused = serializers  # keep the import for inline serializers' field types
+
+
+# --- remote A2A agents ----------------------------------------------------------------------
+
+REMOTE = ["remote-agents"]
+
+
+class RemoteAgentListView(ApiView):
+    """Remote A2A agents of the workspace; registering one creates its tool `ask_<name>`
+    and fetches its card (through the outbound guard)."""
+
+    scope_area = "tools"
+
+    @extend_schema(
+        operation_id="remote_agents_list", responses=s.RemoteAgentSerializer(many=True), tags=REMOTE
+    )
+    def get(self, request: Request) -> Response:
+        qs = remote_agent_list(actor=get_actor(request))
+        return self.paginate(
+            request, qs, lambda page: s.RemoteAgentSerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        operation_id="remote_agents_create",
+        request=s.RemoteAgentCreateSerializer,
+        responses={201: s.RemoteAgentSerializer},
+        tags=REMOTE,
+    )
+    def post(self, request: Request) -> Response:
+        body = s.RemoteAgentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        remote = remote_agent_create(actor=get_actor(request), **body.validated_data)
+        return Response(s.RemoteAgentSerializer(remote).data, status=201)
+
+
+class RemoteAgentDetailView(ApiView):
+    scope_area = "tools"
+
+    @extend_schema(operation_id="remote_agents_get", responses=s.RemoteAgentSerializer, tags=REMOTE)
+    def get(self, request: Request, remote_agent_id: uuid.UUID) -> Response:
+        remote = access_remote_agent(actor=get_actor(request), remote_agent_id=remote_agent_id)
+        return Response(s.RemoteAgentSerializer(remote).data)
+
+    @extend_schema(
+        operation_id="remote_agents_update",
+        request=s.RemoteAgentUpdateSerializer,
+        responses=s.RemoteAgentSerializer,
+        tags=REMOTE,
+    )
+    def patch(self, request: Request, remote_agent_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        remote = access_remote_agent(actor=actor, remote_agent_id=remote_agent_id)
+        body = s.RemoteAgentUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        remote = remote_agent_update(actor=actor, remote=remote, **body.validated_data)
+        return Response(s.RemoteAgentSerializer(remote).data)
+
+    @extend_schema(operation_id="remote_agents_delete", responses={204: None}, tags=REMOTE)
+    def delete(self, request: Request, remote_agent_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        remote = access_remote_agent(actor=actor, remote_agent_id=remote_agent_id)
+        remote_agent_delete(actor=actor, remote=remote)
+        return Response(status=204)
+
+
+class RemoteAgentRefreshView(ApiView):
+    scope_area = "tools"
+
+    @extend_schema(
+        operation_id="remote_agents_refresh",
+        request=None,
+        responses=s.RemoteAgentSerializer,
+        tags=REMOTE,
+        description="Fetch the remote agent's card again.",
+    )
+    def post(self, request: Request, remote_agent_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        remote = access_remote_agent(actor=actor, remote_agent_id=remote_agent_id)
+        actor.require_role(Role.MEMBER)
+        return Response(s.RemoteAgentSerializer(remote_agent_refresh(remote=remote)).data)
