@@ -141,13 +141,39 @@ def _seed(args: argparse.Namespace) -> dict[str, Any]:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE knowledge_chunk")
     queries = [" ".join(rng.choice(vocabulary) for _ in range(3)) for _ in range(200)]
+    streaming_agent = ""
+    if args.bystander:
+        streaming_agent = _seed_streaming_model(actor.workspace, args.llm_port)
     return {
+        "streaming_agent": streaming_agent,
         "user": user,
         "workspace_id": str(actor.workspace.id),
         "api_key": api_key,
         "kb_id": str(kb.id),
         "queries": queries,
     }
+
+
+def _seed_streaming_model(workspace: Any, llm_port: int) -> str:
+    """The scripted model server (started by the stream clients' process on `llm_port`)
+    as the model of the workspace's first agent: the agent the bystander phase streams."""
+    from apps.agents.models import Agent
+    from apps.providers.models import DefaultModel, Provider, ProviderModel
+
+    provider = Provider.objects.create(
+        workspace=workspace,
+        name="scripted",
+        kind="openai",
+        base_url=f"http://127.0.0.1:{llm_port}/v1",
+    )
+    model = ProviderModel.objects.create(
+        provider=provider, name="scripted-chat", kind="chat", context_window=128000
+    )
+    DefaultModel.objects.create(workspace=workspace, kind="chat", model=model)
+    agent = Agent.objects.filter(workspace=workspace).order_by("created_at").first()
+    assert agent is not None
+    Agent.objects.filter(pk=agent.pk).update(model=model)
+    return str(agent.pk)
 
 
 def _raw_search(kb_id: str, queries: list[str], n: int) -> list[float]:

@@ -194,6 +194,60 @@ def test_a_key_of_a_removed_member_is_refused(user, workspace):
     assert keyed.get("/api/v1/agents").status_code == 401
 
 
+# --- statements compiled once per process -------------------------------------------
+
+
+def _fields(obj):
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_the_prepared_key_lookup_returns_what_the_queryset_returns(
+    user, workspace, django_assert_num_queries
+):
+    from apps.users.models import Membership, WorkspaceSecurity
+    from apps.users.selectors import _API_KEY_BY_HASH, _api_key_by_hash, api_key_hash
+
+    WorkspaceSecurity.objects.get_or_create(workspace=workspace)
+    _, secret = make_api_key(user=user, workspace=workspace, scopes=("read",))
+    digest = api_key_hash(secret)
+    expected = _api_key_by_hash(digest).first()
+    for _ in range(2):  # compiled by the first call, reused by the second
+        with django_assert_num_queries(1):
+            key = _API_KEY_BY_HASH.first(key_hash=digest)
+        assert key is not None and _fields(key) == _fields(expected)
+        assert key.scopes == ["read"] and key.member_role == expected.member_role == "owner"
+        assert _fields(key.user) == _fields(expected.user)
+        assert _fields(key.workspace) == _fields(expected.workspace)
+        assert _fields(key.workspace.security) == _fields(expected.workspace.security)
+        assert key._state.adding is False and key._state.db == "default"
+    assert _API_KEY_BY_HASH.first(key_hash=api_key_hash("ak_unknown")) is None
+    Membership.objects.filter(user=user, workspace=workspace).delete()
+    assert _API_KEY_BY_HASH.first(key_hash=digest).member_role is None
+
+
+def test_the_prepared_knowledge_base_lookup_stays_in_the_workspace(user, workspace):
+    from apps.knowledge.exceptions import KnowledgeBaseNotFound
+    from apps.knowledge.models import Document
+    from apps.knowledge.selectors import access_knowledge_base
+    from tests.users.factories import UserFactory
+
+    kb = make_knowledge_base(workspace=workspace)
+    Document.objects.create(knowledge_base=kb, name="a.txt", source="text", kind="text")
+    actor = actor_for(user=user, workspace=workspace)
+    found = access_knowledge_base(actor=actor, knowledge_base_id=kb.id, with_document_count=True)
+    assert found.document_count == 1 and _fields(found) == _fields(kb)
+    plain = access_knowledge_base(actor=actor, knowledge_base_id=kb.id)
+    assert not hasattr(plain, "document_count") and plain.pk == kb.pk
+    other_user = UserFactory(email="bob@example.com")
+    other_workspace = other_user.memberships.get(workspace__is_personal=True).workspace
+    other = actor_for(user=other_user, workspace=other_workspace)
+    for with_count in (True, False):
+        with pytest.raises(KnowledgeBaseNotFound):
+            access_knowledge_base(
+                actor=other, knowledge_base_id=kb.id, with_document_count=with_count
+            )
+
+
 # --- garbage collection -------------------------------------------------------------
 
 
