@@ -1,7 +1,7 @@
 """Request-path benchmark: every API call beside a plain Django view over the same rows.
 
     python bench/request_bench.py [--requests 1200] [--chunks 100000] [--agents 50]
-                                  [--profile] [--server uvicorn]
+                                  [--profile] [--server uvicorn] [--bystander [--streams 20]]
 
 Embedded profile by default (a fresh SQLite file in a temporary folder, local-memory
 cache). With DATABASE_URL set (PostgreSQL + pgvector) it creates and drops a database
@@ -22,6 +22,13 @@ one keep-alive connection, alternating platform and baseline, and prints one JSO
   view running the same SQL, and that SQL alone timed in the bench process (`raw_sql`);
 - `gc`: the full collections the server made while the phases ran (pause of each, via
   `gc.callbacks`), its tracked and frozen object counts.
+
+`--bystander` adds a last phase (the issue's bystander target): the list GET timed
+`--bystander-requests` times on the idle server, then again while `--streams` (20)
+answers stream from the same server process at 50 tokens/s each (the scripted model
+server and the stream clients run in another process), then idle again; it reports each
+one's median / p95 / p99, the p99 ratio (target <= 2), the tokens/s the streams got and
+the server's CPU share meanwhile.
 
 `--profile` also profiles (pyinstrument) a list, a detail, a create and a search,
 `--profile-requests` times each, through the same middleware, authentication and views
@@ -307,12 +314,13 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             search_api, search_plain = _pairs(client, args.searches, api_search, plain_search)
             gc_record = client.get("/bench/gc").json()
             elapsed = time.monotonic() - started
+            bystander = _bystander(args, seed, port, process, api_list) if args.bystander else None
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     raw = _raw_search(kb, queries, args.searches)
     pauses = [p["ms"] for p in gc_record["full_collections"]]
-    return {
+    figures: dict[str, Any] = {
         "list": {
             "platform": _summary(list_api),
             "plain": _summary(list_plain),
@@ -343,6 +351,154 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             "frozen_objects": gc_record["frozen_objects"],
         },
     }
+    if bystander:
+        figures["bystander"] = bystander
+    return figures
+
+
+# --- the bystander phase -------------------------------------------------------------
+
+PACE = 0.02  # the scripted model's upstream pace: 50 tokens/s per answer, as in
+# bench/streaming_bench.py
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    from bench.streaming_bench import _cpu_seconds
+
+    return _cpu_seconds(pid)
+
+
+def _bystander(
+    args: argparse.Namespace, seed: dict[str, Any], port: int, server: Any, call: Any
+) -> dict[str, Any]:
+    """`call` (a bystander GET) `--bystander-requests` times on an idle server, then the
+    same while `--streams` answers stream from the same server process (another process
+    runs the scripted model and the stream clients, so their CPU is not this one's)."""
+    idle = [_timed(call, i) for i in range(args.bystander_requests)]
+    clients = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--stream-clients",
+            json.dumps(
+                {
+                    "url": f"http://127.0.0.1:{port}",
+                    "key": seed["api_key"],
+                    "agent": seed["streaming_agent"],
+                    "streams": args.streams,
+                    "llm_port": args.llm_port,
+                }
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    try:
+        ready = clients.stdout.readline().strip()
+        if ready != "ready":
+            raise SystemExit(f"the stream clients did not start: {ready!r}")
+        cpu0, t0 = _tree_cpu_seconds(server.pid), time.monotonic()
+        busy = [_timed(call, i) for i in range(args.bystander_requests)]
+        cpu1, t1 = _tree_cpu_seconds(server.pid), time.monotonic()
+        clients.stdin.close()
+        counts = json.loads(clients.stdout.readline())
+    finally:
+        if clients.poll() is None:
+            clients.terminate()
+        clients.wait(timeout=30)
+    after = [_timed(call, i) for i in range(args.bystander_requests)]
+    seconds = t1 - t0
+    return {
+        "request": "GET /api/v1/agents?limit=50 (API key)",
+        "streams": args.streams,
+        "idle": _summary(idle),
+        "while_streaming": _summary(busy),
+        "idle_after": _summary(after),
+        "p99_ratio": round(_ms(busy, 0.99) / _ms(idle, 0.99), 2),
+        "median_ratio": round(_ms(busy, 0.5) / _ms(idle, 0.5), 2),
+        "stream_tokens_per_s": round(counts["tokens_during"] / seconds, 1),
+        "stream_tokens_per_s_expected": round(args.streams / PACE, 1),
+        "stream_errors": counts["errors"],
+        "server_cpu_share_while_streaming": round((cpu1 - cpu0) / seconds, 2),
+    }
+
+
+def _timed(call: Any, i: int) -> float:
+    t0 = time.perf_counter()
+    response = call(i)
+    elapsed = time.perf_counter() - t0
+    assert response.status_code == 200, response.text[:300]
+    return elapsed
+
+
+def _stream_clients(config: dict[str, Any]) -> None:
+    """The bystander phase's other process: the scripted model server on `llm_port` and
+    `streams` clients, each streaming one long answer after another (titled conversations:
+    no title call), until stdin closes. Prints `ready` once every stream has its first
+    token, then the token count while it was measured and the errors."""
+    import asyncio
+
+    import httpx
+
+    from apps.providers.scripted import ScriptedLLM
+
+    llm = ScriptedLLM(port=config["llm_port"]).start()
+    llm.default_text = " ".join(f"t{i}" for i in range(500))  # 10 s per answer
+    llm.token_delay = PACE
+    streams = config["streams"]
+    counts = {"tokens": 0, "errors": 0, "answers": 0}
+    started: set[int] = set()
+
+    async def one_stream(client: httpx.AsyncClient, i: int) -> None:
+        while True:
+            try:
+                response = await client.post(
+                    "/api/v1/conversations", json={"agent_id": config["agent"], "title": "b"}
+                )
+                conversation = response.json()["data"]["id"]
+                async with client.stream(
+                    "POST",
+                    f"/api/v1/conversations/{conversation}/messages",
+                    json={"content": "go", "stream": True},
+                ) as stream:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event: answer.delta"):
+                            counts["tokens"] += 1
+                            if i not in started:
+                                started.add(i)
+                                if len(started) == streams:
+                                    print("ready", flush=True)
+                        elif line.startswith("event: end"):
+                            break
+                counts["answers"] += 1
+            except (httpx.HTTPError, KeyError, ValueError):
+                counts["errors"] += 1
+                await asyncio.sleep(0.2)
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=streams + 10)
+        headers = {"Authorization": f"Bearer {config['key']}"}
+        async with httpx.AsyncClient(
+            base_url=config["url"], headers=headers, timeout=120, limits=limits
+        ) as client:
+            tasks = [asyncio.create_task(one_stream(client, i)) for i in range(streams)]
+            while len(started) < streams:
+                await asyncio.sleep(0.05)
+            tokens_at_ready = counts["tokens"]
+            await asyncio.to_thread(sys.stdin.read)  # until the bench closes it
+            counts["tokens_during"] = counts["tokens"] - tokens_at_ready
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(main())
+    finally:
+        llm.stop()
+    print(json.dumps(counts), flush=True)
 
 
 def _profile(args: argparse.Namespace, seed: dict[str, Any]) -> None:
@@ -396,8 +552,22 @@ def main() -> None:
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument(
+        "--bystander",
+        action="store_true",
+        help="also time a list GET while --streams answers stream in the same server",
+    )
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--bystander-requests", type=int, default=600)
+    parser.add_argument("--stream-clients", help=argparse.SUPPRESS)  # the phase's child
     args = parser.parse_args()
+    if args.stream_clients:
+        _stream_clients(json.loads(args.stream_clients))
+        return
+    args.llm_port = _free_port()
     vendor = _prepare_environment()
+    if args.bystander:
+        os.environ["OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"  # the scripted model server
 
     import django
 
