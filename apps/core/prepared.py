@@ -62,7 +62,7 @@ class _Compiled:
         self.annotations = dict(compiler.annotation_col_map or {})
         fields = [column[0] for column in select[0 : compiler.col_count]]
         self.converters = list(compiler.get_converters(fields).items())
-        self.populators = get_related_populators(klass_info, select, alias)
+        self.populators = get_related_populators(klass_info, select, alias)  # type: ignore[call-arg]
 
 
 class PreparedQuery(Generic[M]):

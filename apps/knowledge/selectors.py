@@ -62,7 +62,7 @@ def _knowledge_base_with_count(
 
 
 # Compiled once per process (apps.core.prepared): every knowledge base request looks one up.
-_KB_FIELDS = {
+_KB_FIELDS: dict[str, Any] = {
     "workspace_id": KnowledgeBase._meta.get_field("workspace"),
     "knowledge_base_id": KnowledgeBase._meta.get_field("id"),
 }

@@ -163,6 +163,7 @@ class AgentSerializer(serializers.ModelSerializer):
     knowledge_base_ids = serializers.SerializerMethodField()
     subagent_ids = serializers.SerializerMethodField()
     permissions = serializers.SerializerMethodField()
+    _reference_map: Any  # the context's references, read once (see _references)
 
     class Meta:
         model = Agent

@@ -159,14 +159,12 @@ _PLANS: dict[type[serializers.BaseSerializer], _Plan] = {}
 def _plain_nested(field: f.Field) -> bool:
     """A nested serializer whose output is its fields' (no overridden to_representation),
     or a plain list of them."""
-    if type(field) is serializers.ListSerializer:
-        field = field.child  # type: ignore[attr-defined]
-    if not isinstance(field, serializers.Serializer):
+    inner: Any = field.child if type(field) is serializers.ListSerializer else field  # type: ignore[attr-defined]
+    if not isinstance(inner, serializers.Serializer):
         return False
-    kind = type(field)
     return (
-        kind.to_representation is serializers.Serializer.to_representation
-        and not isinstance(field, serializers.ListSerializer)
+        type(inner).to_representation is serializers.Serializer.to_representation
+        and not isinstance(inner, serializers.ListSerializer)
         and field.source != "*"
     )
 
@@ -192,7 +190,8 @@ def serialize_rows(
         if kind == _Plan.METHOD:
             how = getattr(methods, how)
         elif kind == _Plan.NESTED:
-            kind, convert = _Plan.FAST, _nested(*convert, context)
+            child, many = convert
+            kind, convert = _Plan.FAST, _nested(child, many, context)
         elif isinstance(convert, _DatetimeMarker):
             convert = convert.bind()
         entries.append((kind, name, how, convert))
