@@ -314,7 +314,9 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             search_api, search_plain = _pairs(client, args.searches, api_search, plain_search)
             gc_record = client.get("/bench/gc").json()
             elapsed = time.monotonic() - started
-            bystander = _bystander(args, seed, port, process, api_list) if args.bystander else None
+            bystander = None
+            if args.bystander:
+                bystander = _bystander(args, seed, port, process, (api_list, plain_list))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -369,12 +371,20 @@ def _tree_cpu_seconds(pid: int) -> float:
 
 
 def _bystander(
-    args: argparse.Namespace, seed: dict[str, Any], port: int, server: Any, call: Any
+    args: argparse.Namespace, seed: dict[str, Any], port: int, server: Any, calls: Any
 ) -> dict[str, Any]:
-    """`call` (a bystander GET) `--bystander-requests` times on an idle server, then the
-    same while `--streams` answers stream from the same server process (another process
-    runs the scripted model and the stream clients, so their CPU is not this one's)."""
-    idle = [_timed(call, i) for i in range(args.bystander_requests)]
+    """The list GET and its plain view (alternating, as in the other phases)
+    `--bystander-requests` times each on an idle server, then the same while `--streams`
+    answers stream from the same server process (another process runs the scripted model
+    and the stream clients, so their CPU is not this one's), then idle again. The plain
+    view beside it tells the request path's share from the process's (a plain view that
+    waits as long waits for the same thread or loop)."""
+    platform, plain = calls
+
+    def phase() -> tuple[list[float], list[float]]:
+        return _pairs_timed(args.bystander_requests, platform, plain)
+
+    idle, idle_plain = phase()
     clients = subprocess.Popen(
         [
             sys.executable,
@@ -387,6 +397,7 @@ def _bystander(
                     "agent": seed["streaming_agent"],
                     "streams": args.streams,
                     "llm_port": args.llm_port,
+                    "answer_tokens": args.answer_tokens,
                 }
             ),
         ],
@@ -401,7 +412,7 @@ def _bystander(
         if ready != "ready":
             raise SystemExit(f"the stream clients did not start: {ready!r}")
         cpu0, t0 = _tree_cpu_seconds(server.pid), time.monotonic()
-        busy = [_timed(call, i) for i in range(args.bystander_requests)]
+        busy, busy_plain = phase()
         cpu1, t1 = _tree_cpu_seconds(server.pid), time.monotonic()
         clients.stdin.close()
         counts = json.loads(clients.stdout.readline())
@@ -409,21 +420,34 @@ def _bystander(
         if clients.poll() is None:
             clients.terminate()
         clients.wait(timeout=30)
-    after = [_timed(call, i) for i in range(args.bystander_requests)]
+    after, _ = phase()
     seconds = t1 - t0
     return {
-        "request": "GET /api/v1/agents?limit=50 (API key)",
+        "request": "GET /api/v1/agents?limit=50 (API key), beside the plain view",
         "streams": args.streams,
+        "answer_tokens": args.answer_tokens,
         "idle": _summary(idle),
         "while_streaming": _summary(busy),
         "idle_after": _summary(after),
         "p99_ratio": round(_ms(busy, 0.99) / _ms(idle, 0.99), 2),
         "median_ratio": round(_ms(busy, 0.5) / _ms(idle, 0.5), 2),
+        "plain_idle": _summary(idle_plain),
+        "plain_while_streaming": _summary(busy_plain),
+        "plain_p99_ratio": round(_ms(busy_plain, 0.99) / _ms(idle_plain, 0.99), 2),
         "stream_tokens_per_s": round(counts["tokens_during"] / seconds, 1),
         "stream_tokens_per_s_expected": round(args.streams / PACE, 1),
+        "stream_answers_started_per_s": round(counts["answers_during"] / seconds, 2),
         "stream_errors": counts["errors"],
         "server_cpu_share_while_streaming": round((cpu1 - cpu0) / seconds, 2),
     }
+
+
+def _pairs_timed(n: int, platform: Any, plain: Any) -> tuple[list[float], list[float]]:
+    first, second = [], []
+    for i in range(n):
+        first.append(_timed(platform, i))
+        second.append(_timed(plain, i))
+    return first, second
 
 
 def _timed(call: Any, i: int) -> float:
@@ -446,7 +470,7 @@ def _stream_clients(config: dict[str, Any]) -> None:
     from apps.providers.scripted import ScriptedLLM
 
     llm = ScriptedLLM(port=config["llm_port"]).start()
-    llm.default_text = " ".join(f"t{i}" for i in range(500))  # 10 s per answer
+    llm.default_text = " ".join(f"t{i}" for i in range(config["answer_tokens"]))
     llm.token_delay = PACE
     streams = config["streams"]
     counts = {"tokens": 0, "errors": 0, "answers": 0}
@@ -487,9 +511,10 @@ def _stream_clients(config: dict[str, Any]) -> None:
             tasks = [asyncio.create_task(one_stream(client, i)) for i in range(streams)]
             while len(started) < streams:
                 await asyncio.sleep(0.05)
-            tokens_at_ready = counts["tokens"]
+            tokens_at_ready, answers_at_ready = counts["tokens"], counts["answers"]
             await asyncio.to_thread(sys.stdin.read)  # until the bench closes it
             counts["tokens_during"] = counts["tokens"] - tokens_at_ready
+            counts["answers_during"] = counts["answers"] - answers_at_ready
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -559,6 +584,9 @@ def main() -> None:
     )
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--bystander-requests", type=int, default=600)
+    parser.add_argument(
+        "--answer-tokens", type=int, default=500, help="per streamed answer (50 tokens/s)"
+    )
     parser.add_argument("--stream-clients", help=argparse.SUPPRESS)  # the phase's child
     args = parser.parse_args()
     if args.stream_clients:
