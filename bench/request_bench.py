@@ -1,7 +1,7 @@
 """Request-path benchmark: every API call beside a plain Django view over the same rows.
 
     python bench/request_bench.py [--requests 1200] [--chunks 100000] [--agents 50]
-                                  [--profile] [--server uvicorn]
+                                  [--profile] [--server uvicorn] [--bystander [--streams 20]]
 
 Embedded profile by default (a fresh SQLite file in a temporary folder, local-memory
 cache). With DATABASE_URL set (PostgreSQL + pgvector) it creates and drops a database
@@ -22,6 +22,13 @@ one keep-alive connection, alternating platform and baseline, and prints one JSO
   view running the same SQL, and that SQL alone timed in the bench process (`raw_sql`);
 - `gc`: the full collections the server made while the phases ran (pause of each, via
   `gc.callbacks`), its tracked and frozen object counts.
+
+`--bystander` adds a last phase (the issue's bystander target): the list GET timed
+`--bystander-requests` times on the idle server, then again while `--streams` (20)
+answers stream from the same server process at 50 tokens/s each (the scripted model
+server and the stream clients run in another process), then idle again; it reports each
+one's median / p95 / p99, the p99 ratio (target <= 2), the tokens/s the streams got and
+the server's CPU share meanwhile.
 
 `--profile` also profiles (pyinstrument) a list, a detail, a create and a search,
 `--profile-requests` times each, through the same middleware, authentication and views
@@ -141,13 +148,39 @@ def _seed(args: argparse.Namespace) -> dict[str, Any]:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE knowledge_chunk")
     queries = [" ".join(rng.choice(vocabulary) for _ in range(3)) for _ in range(200)]
+    streaming_agent = ""
+    if args.bystander:
+        streaming_agent = _seed_streaming_model(actor.workspace, args.llm_port)
     return {
+        "streaming_agent": streaming_agent,
         "user": user,
         "workspace_id": str(actor.workspace.id),
         "api_key": api_key,
         "kb_id": str(kb.id),
         "queries": queries,
     }
+
+
+def _seed_streaming_model(workspace: Any, llm_port: int) -> str:
+    """The scripted model server (started by the stream clients' process on `llm_port`)
+    as the model of the workspace's first agent: the agent the bystander phase streams."""
+    from apps.agents.models import Agent
+    from apps.providers.models import DefaultModel, Provider, ProviderModel
+
+    provider = Provider.objects.create(
+        workspace=workspace,
+        name="scripted",
+        kind="openai",
+        base_url=f"http://127.0.0.1:{llm_port}/v1",
+    )
+    model = ProviderModel.objects.create(
+        provider=provider, name="scripted-chat", kind="chat", context_window=128000
+    )
+    DefaultModel.objects.create(workspace=workspace, kind="chat", model=model)
+    agent = Agent.objects.filter(workspace=workspace).order_by("created_at").first()
+    assert agent is not None
+    Agent.objects.filter(pk=agent.pk).update(model=model)
+    return str(agent.pk)
 
 
 def _raw_search(kb_id: str, queries: list[str], n: int) -> list[float]:
@@ -281,12 +314,15 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             search_api, search_plain = _pairs(client, args.searches, api_search, plain_search)
             gc_record = client.get("/bench/gc").json()
             elapsed = time.monotonic() - started
+            bystander = None
+            if args.bystander:
+                bystander = _bystander(args, seed, port, process, (api_list, plain_list))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     raw = _raw_search(kb, queries, args.searches)
     pauses = [p["ms"] for p in gc_record["full_collections"]]
-    return {
+    figures: dict[str, Any] = {
         "list": {
             "platform": _summary(list_api),
             "plain": _summary(list_plain),
@@ -317,6 +353,177 @@ def _measure(args: argparse.Namespace, seed: dict[str, Any]) -> dict[str, Any]:
             "frozen_objects": gc_record["frozen_objects"],
         },
     }
+    if bystander:
+        figures["bystander"] = bystander
+    return figures
+
+
+# --- the bystander phase -------------------------------------------------------------
+
+PACE = 0.02  # the scripted model's upstream pace: 50 tokens/s per answer, as in
+# bench/streaming_bench.py
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    from bench.streaming_bench import _cpu_seconds
+
+    return _cpu_seconds(pid)
+
+
+def _bystander(
+    args: argparse.Namespace, seed: dict[str, Any], port: int, server: Any, calls: Any
+) -> dict[str, Any]:
+    """The list GET and its plain view (alternating, as in the other phases)
+    `--bystander-requests` times each on an idle server, then the same while `--streams`
+    answers stream from the same server process (another process runs the scripted model
+    and the stream clients, so their CPU is not this one's), then idle again. The plain
+    view beside it tells the request path's share from the process's (a plain view that
+    waits as long waits for the same thread or loop)."""
+    platform, plain = calls
+
+    def phase() -> tuple[list[float], list[float]]:
+        return _pairs_timed(args.bystander_requests, platform, plain)
+
+    idle, idle_plain = phase()
+    clients = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--stream-clients",
+            json.dumps(
+                {
+                    "url": f"http://127.0.0.1:{port}",
+                    "key": seed["api_key"],
+                    "agent": seed["streaming_agent"],
+                    "streams": args.streams,
+                    "llm_port": args.llm_port,
+                    "answer_tokens": args.answer_tokens,
+                }
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+    try:
+        ready = clients.stdout.readline().strip()
+        if ready != "ready":
+            raise SystemExit(f"the stream clients did not start: {ready!r}")
+        cpu0, t0 = _tree_cpu_seconds(server.pid), time.monotonic()
+        busy, busy_plain = phase()
+        cpu1, t1 = _tree_cpu_seconds(server.pid), time.monotonic()
+        clients.stdin.close()
+        counts = json.loads(clients.stdout.readline())
+    finally:
+        if clients.poll() is None:
+            clients.terminate()
+        clients.wait(timeout=30)
+    after, _ = phase()
+    seconds = t1 - t0
+    return {
+        "request": "GET /api/v1/agents?limit=50 (API key), beside the plain view",
+        "streams": args.streams,
+        "answer_tokens": args.answer_tokens,
+        "idle": _summary(idle),
+        "while_streaming": _summary(busy),
+        "idle_after": _summary(after),
+        "p99_ratio": round(_ms(busy, 0.99) / _ms(idle, 0.99), 2),
+        "median_ratio": round(_ms(busy, 0.5) / _ms(idle, 0.5), 2),
+        "plain_idle": _summary(idle_plain),
+        "plain_while_streaming": _summary(busy_plain),
+        "plain_p99_ratio": round(_ms(busy_plain, 0.99) / _ms(idle_plain, 0.99), 2),
+        "stream_tokens_per_s": round(counts["tokens_during"] / seconds, 1),
+        "stream_tokens_per_s_expected": round(args.streams / PACE, 1),
+        "stream_answers_started_per_s": round(counts["answers_during"] / seconds, 2),
+        "stream_errors": counts["errors"],
+        "server_cpu_share_while_streaming": round((cpu1 - cpu0) / seconds, 2),
+    }
+
+
+def _pairs_timed(n: int, platform: Any, plain: Any) -> tuple[list[float], list[float]]:
+    first, second = [], []
+    for i in range(n):
+        first.append(_timed(platform, i))
+        second.append(_timed(plain, i))
+    return first, second
+
+
+def _timed(call: Any, i: int) -> float:
+    t0 = time.perf_counter()
+    response = call(i)
+    elapsed = time.perf_counter() - t0
+    assert response.status_code == 200, response.text[:300]
+    return elapsed
+
+
+def _stream_clients(config: dict[str, Any]) -> None:
+    """The bystander phase's other process: the scripted model server on `llm_port` and
+    `streams` clients, each streaming one long answer after another (titled conversations:
+    no title call), until stdin closes. Prints `ready` once every stream has its first
+    token, then the token count while it was measured and the errors."""
+    import asyncio
+
+    import httpx
+
+    from apps.providers.scripted import ScriptedLLM
+
+    llm = ScriptedLLM(port=config["llm_port"]).start()
+    llm.default_text = " ".join(f"t{i}" for i in range(config["answer_tokens"]))
+    llm.token_delay = PACE
+    streams = config["streams"]
+    counts = {"tokens": 0, "errors": 0, "answers": 0}
+    started: set[int] = set()
+
+    async def one_stream(client: httpx.AsyncClient, i: int) -> None:
+        while True:
+            try:
+                response = await client.post(
+                    "/api/v1/conversations", json={"agent_id": config["agent"], "title": "b"}
+                )
+                conversation = response.json()["data"]["id"]
+                async with client.stream(
+                    "POST",
+                    f"/api/v1/conversations/{conversation}/messages",
+                    json={"content": "go", "stream": True},
+                ) as stream:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("event: answer.delta"):
+                            counts["tokens"] += 1
+                            if i not in started:
+                                started.add(i)
+                                if len(started) == streams:
+                                    print("ready", flush=True)
+                        elif line.startswith("event: end"):
+                            break
+                counts["answers"] += 1
+            except (httpx.HTTPError, KeyError, ValueError):
+                counts["errors"] += 1
+                await asyncio.sleep(0.2)
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=streams + 10)
+        headers = {"Authorization": f"Bearer {config['key']}"}
+        async with httpx.AsyncClient(
+            base_url=config["url"], headers=headers, timeout=120, limits=limits
+        ) as client:
+            tasks = [asyncio.create_task(one_stream(client, i)) for i in range(streams)]
+            while len(started) < streams:
+                await asyncio.sleep(0.05)
+            tokens_at_ready, answers_at_ready = counts["tokens"], counts["answers"]
+            await asyncio.to_thread(sys.stdin.read)  # until the bench closes it
+            counts["tokens_during"] = counts["tokens"] - tokens_at_ready
+            counts["answers_during"] = counts["answers"] - answers_at_ready
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(main())
+    finally:
+        llm.stop()
+    print(json.dumps(counts), flush=True)
 
 
 def _profile(args: argparse.Namespace, seed: dict[str, Any]) -> None:
@@ -370,8 +577,25 @@ def main() -> None:
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument(
+        "--bystander",
+        action="store_true",
+        help="also time a list GET while --streams answers stream in the same server",
+    )
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--bystander-requests", type=int, default=600)
+    parser.add_argument(
+        "--answer-tokens", type=int, default=500, help="per streamed answer (50 tokens/s)"
+    )
+    parser.add_argument("--stream-clients", help=argparse.SUPPRESS)  # the phase's child
     args = parser.parse_args()
+    if args.stream_clients:
+        _stream_clients(json.loads(args.stream_clients))
+        return
+    args.llm_port = _free_port()
     vendor = _prepare_environment()
+    if args.bystander:
+        os.environ["OUTBOUND_ALLOWED_HOSTS"] = "127.0.0.1"  # the scripted model server
 
     import django
 

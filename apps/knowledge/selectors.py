@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, QuerySet
 
+from apps.core.prepared import PreparedQuery
 from apps.core.tools import ToolContext, ToolResult, ToolSpec
 from apps.knowledge.choices import ACTIVE_STATUSES, DocumentStatus, SearchMode
 from apps.knowledge.embedding import embed_batches, embedding_model_resolve
@@ -46,15 +47,36 @@ def knowledge_base_list(*, actor: Actor) -> QuerySet[KnowledgeBase]:
     )
 
 
+def _knowledge_base_in_workspace(
+    workspace_id: uuid.UUID, knowledge_base_id: uuid.UUID
+) -> QuerySet[KnowledgeBase]:
+    return KnowledgeBase.objects.filter(workspace_id=workspace_id, id=knowledge_base_id)
+
+
+def _knowledge_base_with_count(
+    workspace_id: uuid.UUID, knowledge_base_id: uuid.UUID
+) -> QuerySet[KnowledgeBase]:
+    return _knowledge_base_in_workspace(workspace_id, knowledge_base_id).annotate(
+        document_count=Count("documents")
+    )
+
+
+# Compiled once per process (apps.core.prepared): every knowledge base request looks one up.
+_KB_FIELDS: dict[str, Any] = {
+    "workspace_id": KnowledgeBase._meta.get_field("workspace"),
+    "knowledge_base_id": KnowledgeBase._meta.get_field("id"),
+}
+_KNOWLEDGE_BASE = PreparedQuery(_knowledge_base_in_workspace, **_KB_FIELDS)
+_KNOWLEDGE_BASE_WITH_COUNT = PreparedQuery(_knowledge_base_with_count, **_KB_FIELDS)
+
+
 def access_knowledge_base(
     *, actor: Actor, knowledge_base_id: uuid.UUID, with_document_count: bool = False
 ) -> KnowledgeBase:
     """A knowledge base of the actor's workspace (annotated with `document_count` when
     asked: same query). Raises KnowledgeBaseNotFound."""
-    qs = KnowledgeBase.objects.filter(workspace_id=actor.workspace_id, id=knowledge_base_id)
-    if with_document_count:
-        qs = qs.annotate(document_count=Count("documents"))
-    found = qs.first()
+    prepared = _KNOWLEDGE_BASE_WITH_COUNT if with_document_count else _KNOWLEDGE_BASE
+    found = prepared.first(workspace_id=actor.workspace_id, knowledge_base_id=knowledge_base_id)
     if found is None:
         raise KnowledgeBaseNotFound()
     return found

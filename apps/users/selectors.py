@@ -10,6 +10,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from oauth2_provider.models import AccessToken
 
+from apps.core.prepared import PreparedQuery
 from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.exceptions import (
@@ -71,21 +72,29 @@ def api_key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _api_key_by_hash(key_hash: str) -> QuerySet[ApiKey]:
+    member_role = Membership.objects.filter(
+        user_id=OuterRef("user_id"), workspace_id=OuterRef("workspace_id")
+    ).values("role")[:1]
+    return (
+        ApiKey.objects.select_related("user", "workspace", "workspace__security")
+        .annotate(member_role=Subquery(member_role))
+        .filter(key_hash=key_hash)
+    )
+
+
+# Compiled once per process: building and compiling this queryset cost several times
+# the SQL itself (a unique-index lookup), on every API-key request.
+_API_KEY_BY_HASH = PreparedQuery(_api_key_by_hash, key_hash=ApiKey._meta.get_field("key_hash"))
+
+
 def api_key_for_secret(*, secret: str) -> ApiKey | None:
     """The usable key with this secret: not revoked or expired, its user active and still
     a member of its workspace. None otherwise.
 
     One query: the key, its user, its workspace (with its security policy) and the user's
     role there (`member_role`), so the request's actor needs no second lookup."""
-    member_role = Membership.objects.filter(
-        user_id=OuterRef("user_id"), workspace_id=OuterRef("workspace_id")
-    ).values("role")[:1]
-    key = (
-        ApiKey.objects.select_related("user", "workspace", "workspace__security")
-        .annotate(member_role=Subquery(member_role))
-        .filter(key_hash=api_key_hash(secret))
-        .first()
-    )
+    key = _API_KEY_BY_HASH.first(key_hash=api_key_hash(secret))
     if key is None or not key.is_usable() or not key.user.is_active:
         return None
     if key.member_role is None:  # type: ignore[attr-defined]

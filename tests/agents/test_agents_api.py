@@ -673,3 +673,28 @@ def test_a_patch_with_bad_values_names_them_and_changes_nothing(api, workspace):
     agent.refresh_from_db()
     assert (agent.name, agent.max_loops, agent.version) == ("Stable", 5, 1)
     assert AgentVersion.objects.filter(agent=agent).count() == 1
+
+
+def test_the_list_rows_say_what_the_detail_says_for_each_member(api, workspace, team, client_for):
+    """The list reads `.values()` rows, the detail model instances: the same output,
+    permissions (from the role, the creator and the member's grant) included."""
+    agent = make_agent(workspace=workspace, name="Team bot")
+    shared = api.put(
+        f"/api/v1/agents/{agent.id}/sharing",
+        {
+            "visibility": "members",
+            "grants": [{"user_id": str(team["bob"].id), "permission": "edit"}],
+        },
+        format="json",
+    )
+    assert shared.status_code == 200, shared.content
+    expected_permissions = {
+        "bob": {"edit": True, "manage": False},
+        "ada": {"edit": True, "manage": True},
+    }
+    for name in ("bob", "ada"):
+        client = client_for(team[name])
+        listed = client.get("/api/v1/agents", **_headers(workspace)).json()["data"]
+        detail = client.get(f"/api/v1/agents/{agent.id}", **_headers(workspace)).json()["data"]
+        assert [row for row in listed if row["id"] == str(agent.id)] == [detail]
+        assert detail["permissions"] == expected_permissions[name]

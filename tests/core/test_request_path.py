@@ -24,7 +24,7 @@ from rest_framework.utils.serializer_helpers import ReturnDict
 from apps.agents.api.serializers import AgentSerializer
 from apps.agents.selectors import agent_list, agents_reference_ids
 from apps.core.api.envelope import Enveloped
-from apps.core.api.fast import serialize_rows
+from apps.core.api.fast import serialize_row, serialize_rows, values_rows
 from apps.core.api.renderers import EnvelopeJSONRenderer
 from apps.core.startup import freeze_startup_objects
 from apps.knowledge.api.serializers import KnowledgeBaseSerializer
@@ -123,6 +123,13 @@ def test_agent_plan_outputs_what_the_serializer_outputs(agents, user, workspace)
         AgentSerializer, agents, context={"actor": actor, "references": references}
     )
     assert _drf_bytes(fast) == _drf_bytes(expected)
+    # The list endpoint reads `.values()` rows, not instances: the same output.
+    rows = list(values_rows(agent_list(actor=actor).select_related(None)))
+    assert [row.pk for row in rows] == [agent.pk for agent in agents]
+    from_rows = serialize_rows(
+        AgentSerializer, rows, context={"actor": actor, "references": references}
+    )
+    assert _drf_bytes(from_rows) == _drf_bytes(expected)
     full = next(row for row in fast if row["name"] == "Full")
     assert len(full["tool_ids"]) == len(full["subagent_ids"]) == 1
     assert full["created_at"].endswith("Z")
@@ -134,6 +141,75 @@ def test_knowledge_base_plan_outputs_what_the_serializer_outputs(user, workspace
     rows = list(knowledge_base_list(actor=actor_for(user=user, workspace=workspace)))
     expected = KnowledgeBaseSerializer(rows, many=True).data
     assert _drf_bytes(serialize_rows(KnowledgeBaseSerializer, rows)) == _drf_bytes(expected)
+    values = list(values_rows(knowledge_base_list(actor=actor_for(user=user, workspace=workspace))))
+    assert _drf_bytes(serialize_rows(KnowledgeBaseSerializer, values)) == _drf_bytes(expected)
+
+
+@pytest.mark.parametrize(
+    "rerank",
+    [None, {"applied": True, "model_id": str(uuid.uuid4()), "candidates": 20, "error": None}],
+)
+def test_nested_plans_output_what_the_search_result_serializer_outputs(rerank):
+    from apps.knowledge.api.serializers import SearchResultSerializer
+    from apps.knowledge.choices import SearchMode
+
+    def hit(position, rerank_score):
+        return {
+            "chunk_id": uuid.uuid4(),
+            "document_id": uuid.uuid4(),
+            "document_name": "Ünïcode.pdf",
+            "knowledge_base_id": uuid.uuid4(),
+            "position": position,
+            "content": "some text \u2028 with a separator",
+            "score": 0.1 * position,
+            "metadata": {"page": position, "tags": ["a", None]},
+            "rerank_score": rerank_score,
+        }
+
+    result = {
+        "query": "what is it",
+        "mode": SearchMode.HYBRID,
+        "hits": [hit(1, None), hit(2, 0.75)],
+        "rerank": rerank,
+    }
+    expected = SearchResultSerializer(result).data
+    fast = serialize_row(SearchResultSerializer, result)
+    assert _drf_bytes(fast) == _drf_bytes(expected)
+    assert fast["hits"][1]["rerank_score"] == 0.75 and (fast["rerank"] is None) == (rerank is None)
+    empty = {**result, "hits": []}
+    assert _drf_bytes(serialize_row(SearchResultSerializer, empty)) == _drf_bytes(
+        SearchResultSerializer(empty).data
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "q"},
+        {"query": "q", "top_k": 5, "mode": "fulltext", "threshold": 0.5, "rerank": False},
+        {"query": "q", "filters": {"document_ids": [str(uuid.uuid4())], "metadata": {"a": 1}}},
+        {"query": "", "top_k": 0},
+        {"top_k": "many", "mode": "psychic", "threshold": 2},
+        {"query": "q", "filters": {"document_ids": ["not-a-uuid"]}},
+        {"query": "x" * 4001, "rerank_model_id": "nope"},
+        [],
+    ],
+)
+def test_validated_input_gives_what_the_serializer_gives(body):
+    from rest_framework.exceptions import ValidationError
+
+    from apps.core.api.fast import validated_input
+    from apps.knowledge.api.serializers import SearchSerializer
+
+    serializer = SearchSerializer(data=body)
+    if serializer.is_valid():
+        for _ in range(2):  # the second call reuses the fields built by the first
+            assert validated_input(SearchSerializer, body) == serializer.validated_data
+        return
+    for _ in range(2):
+        with pytest.raises(ValidationError) as raised:
+            validated_input(SearchSerializer, body)
+        assert raised.value.detail == serializer.errors
 
 
 # --- constant query counts ----------------------------------------------------------
@@ -192,6 +268,60 @@ def test_a_key_of_a_removed_member_is_refused(user, workspace):
     assert keyed.get("/api/v1/agents").status_code == 200
     Membership.objects.filter(user=user, workspace=workspace).delete()
     assert keyed.get("/api/v1/agents").status_code == 401
+
+
+# --- statements compiled once per process -------------------------------------------
+
+
+def _fields(obj):
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_the_prepared_key_lookup_returns_what_the_queryset_returns(
+    user, workspace, django_assert_num_queries
+):
+    from apps.users.models import Membership, WorkspaceSecurity
+    from apps.users.selectors import _API_KEY_BY_HASH, _api_key_by_hash, api_key_hash
+
+    WorkspaceSecurity.objects.get_or_create(workspace=workspace)
+    _, secret = make_api_key(user=user, workspace=workspace, scopes=("read",))
+    digest = api_key_hash(secret)
+    expected = _api_key_by_hash(digest).first()
+    for _ in range(2):  # compiled by the first call, reused by the second
+        with django_assert_num_queries(1):
+            key = _API_KEY_BY_HASH.first(key_hash=digest)
+        assert key is not None and _fields(key) == _fields(expected)
+        assert key.scopes == ["read"] and key.member_role == expected.member_role == "owner"
+        assert _fields(key.user) == _fields(expected.user)
+        assert _fields(key.workspace) == _fields(expected.workspace)
+        assert _fields(key.workspace.security) == _fields(expected.workspace.security)
+        assert key._state.adding is False and key._state.db == "default"
+    assert _API_KEY_BY_HASH.first(key_hash=api_key_hash("ak_unknown")) is None
+    Membership.objects.filter(user=user, workspace=workspace).delete()
+    assert _API_KEY_BY_HASH.first(key_hash=digest).member_role is None
+
+
+def test_the_prepared_knowledge_base_lookup_stays_in_the_workspace(user, workspace):
+    from apps.knowledge.exceptions import KnowledgeBaseNotFound
+    from apps.knowledge.models import Document
+    from apps.knowledge.selectors import access_knowledge_base
+    from tests.users.factories import UserFactory
+
+    kb = make_knowledge_base(workspace=workspace)
+    Document.objects.create(knowledge_base=kb, name="a.txt", source="text", kind="text")
+    actor = actor_for(user=user, workspace=workspace)
+    found = access_knowledge_base(actor=actor, knowledge_base_id=kb.id, with_document_count=True)
+    assert found.document_count == 1 and _fields(found) == _fields(kb)
+    plain = access_knowledge_base(actor=actor, knowledge_base_id=kb.id)
+    assert not hasattr(plain, "document_count") and plain.pk == kb.pk
+    other_user = UserFactory(email="bob@example.com")
+    other_workspace = other_user.memberships.get(workspace__is_personal=True).workspace
+    other = actor_for(user=other_user, workspace=other_workspace)
+    for with_count in (True, False):
+        with pytest.raises(KnowledgeBaseNotFound):
+            access_knowledge_base(
+                actor=other, knowledge_base_id=kb.id, with_document_count=with_count
+            )
 
 
 # --- garbage collection -------------------------------------------------------------

@@ -85,6 +85,7 @@ class AgentSerializer(serializers.ModelSerializer):
     knowledge_base_ids = serializers.SerializerMethodField()
     subagent_ids = serializers.SerializerMethodField()
     permissions = serializers.SerializerMethodField()
+    _reference_map: Any  # the context's references, read once (see _references)
 
     class Meta:
         model = Agent
@@ -125,7 +126,10 @@ class AgentSerializer(serializers.ModelSerializer):
     def _references(self, obj: Agent, name: str, relation: str) -> list[str]:
         """From the context's `references` (agents_reference_ids: one query for a page)
         when the view read them, else from the agent's (prefetched) relation."""
-        references = self.context.get("references")
+        try:
+            references = self._reference_map
+        except AttributeError:  # once per serializer (DRF's context walks to the root)
+            references = self._reference_map = self.context.get("references")
         if references is not None and obj.pk in references:
             return list(references[obj.pk][name])
         return _ids(getattr(obj, relation))

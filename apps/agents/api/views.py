@@ -52,7 +52,7 @@ from apps.agents.services import (
     code_interpreter_policy_update,
 )
 from apps.core.api.base import ApiView
-from apps.core.api.fast import serialize_rows
+from apps.core.api.fast import serialize_rows, values_rows
 from apps.core.api.ratelimit import client_address
 from apps.core.api.schema import error_doc
 from apps.users.actors import Actor, get_actor
@@ -63,7 +63,7 @@ TAGS = ["agents"]
 JOB_TAGS = ["agent jobs"]
 
 
-def _agents_data(actor: Actor, agents: list[Agent]) -> list[dict[str, Any]]:
+def _agents_data(actor: Actor, agents: list[Any]) -> list[dict[str, Any]]:
     """AgentSerializer's output for these agents: their references in one query, the
     serializer's plan built once per process (apps.core.api.fast)."""
     references = agents_reference_ids(agent_ids=[agent.pk for agent in agents])
@@ -99,8 +99,10 @@ class AgentListView(ApiView):
         actor = get_actor(request)
         archived = request.query_params.get("archived", "").lower() in {"1", "true", "yes"}
         search = request.query_params.get("search", "").strip()[:200]
-        # Only created_by_id is output: no join to the users.
-        qs = agent_list(actor=actor, archived=archived, search=search).select_related(None)
+        # Only created_by_id is output: no join to the users; rows, not instances.
+        qs = values_rows(
+            agent_list(actor=actor, archived=archived, search=search).select_related(None)
+        )
         return self.paginate(request, qs, lambda page: _agents_data(actor, page))
 
     @extend_schema(

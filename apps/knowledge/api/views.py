@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.base import ApiView
-from apps.core.api.fast import serialize_row, serialize_rows
+from apps.core.api.fast import serialize_row, serialize_rows, validated_input, values_rows
 from apps.core.exceptions import ValidationFailed
 from apps.knowledge import selectors, services
 from apps.knowledge.api.serializers import (
@@ -61,7 +61,7 @@ class KnowledgeBaseListView(ApiView):
     def get(self, request: Request) -> Response:
         return self.paginate(
             request,
-            selectors.knowledge_base_list(actor=get_actor(request)),
+            values_rows(selectors.knowledge_base_list(actor=get_actor(request))),
             lambda page: serialize_rows(KnowledgeBaseSerializer, page),
         )
 
@@ -156,9 +156,7 @@ class KnowledgeBaseSearchView(ApiView):
     def post(self, request: Request, knowledge_base_id: uuid.UUID) -> Response:
         actor = get_actor(request)
         kb = selectors.access_knowledge_base(actor=actor, knowledge_base_id=knowledge_base_id)
-        serializer = SearchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated_input(SearchSerializer, request.data)
         raw_filters = data.get("filters") or {}
         mode = data.get("mode") or kb.search_mode
         hits = selectors.knowledge_search(
@@ -178,16 +176,13 @@ class KnowledgeBaseSearchView(ApiView):
             rerank_candidates=data.get("rerank_candidates"),
             knowledge_bases=[kb],
         )
-        return Response(
-            SearchResultSerializer(
-                {
-                    "query": data["query"],
-                    "mode": mode,
-                    "hits": [vars(h) for h in hits],
-                    "rerank": selectors.rerank_data(hits.rerank) if hits.rerank else None,
-                }
-            ).data
-        )
+        result = {
+            "query": data["query"],
+            "mode": mode,
+            "hits": [vars(h) for h in hits],
+            "rerank": selectors.rerank_data(hits.rerank) if hits.rerank else None,
+        }
+        return Response(serialize_row(SearchResultSerializer, result))
 
 
 class DocumentListView(ApiView):
