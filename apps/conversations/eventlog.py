@@ -359,6 +359,24 @@ def last_logged_cursor_sync(conversation_id: uuid.UUID) -> int:
 # --- publishing ----------------------------------------------------------------------------
 
 
+# Publishes in flight at once, per event loop. The Redis layer's client takes a pooled
+# connection per command and refuses one past its pool's size (redis-py: 100) instead of
+# waiting; many runs publishing together would lose events to that (streams then wait
+# for the log). Past this bound a publish waits for a slot.
+PUBLISH_CONCURRENCY = 32
+_publish_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _publish_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _publish_slots.get(loop)
+    if slots is None:
+        slots = _publish_slots[loop] = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+    return slots
+
+
 async def _send_remote(conversation_id: str, items: list[dict[str, Any]]) -> None:
     if not _channel_layer_is_shared():
         return
@@ -366,10 +384,11 @@ async def _send_remote(conversation_id: str, items: list[dict[str, Any]]) -> Non
     if layer is None:
         return
     try:
-        await layer.group_send(
-            group_name(conversation_id),
-            {"type": "conversation.events", "origin": PROCESS_ID, "items": items},
-        )
+        async with _publish_slot():
+            await layer.group_send(
+                group_name(conversation_id),
+                {"type": "conversation.events", "origin": PROCESS_ID, "items": items},
+            )
     except Exception:  # at most once: streams fill the gap from the log
         logger.warning("channel layer publish failed", exc_info=True)
 
