@@ -417,9 +417,6 @@ def build_command(
         "1",
         *_system_mounts(),
     ]
-    for prefix in python.mounts:
-        if not prefix.startswith("/usr/"):
-            args += ["--ro-bind", prefix, prefix]
     args += [
         "--proc",
         "/proc",
@@ -429,6 +426,12 @@ def build_command(
         str(limits.tmp_mb * 2**20),
         "--tmpfs",
         "/tmp",  # noqa: S108 - a private, size-capped tmpfs inside the sandbox
+    ]
+    # After the private /tmp: a virtualenv under /tmp (a fresh clone's) stays visible.
+    for prefix in python.mounts:
+        if not prefix.startswith("/usr/"):
+            args += ["--ro-bind", prefix, prefix]
+    args += [
         "--bind",
         str(workdir),
         WORKSPACE,
