@@ -453,3 +453,38 @@ async def with_attachments(
         if c.kind == FileKind.DOCUMENT and c.status == ParseStatus.READY and not c.inline
     ]
     return out, long_documents
+
+
+# --- images a tool produced ----------------------------------------------------------------
+#
+# code_interpreter (and skill_script_run) return the PNG images the code wrote as
+# workspace files (ToolResult.data["images"]). When the model has vision, the engine
+# gives the next model calls of the turn a user message of image parts right after the
+# tool results (OpenAI-format tool messages take text only), built here the way
+# attachments are: a data: URL per image, read from the workspace.
+
+TOOL_IMAGE_MAX_BYTES = 2_000_000
+
+
+async def tool_image_parts(
+    images: list[dict[str, str]], *, workspace_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Image parts (data: URLs) of the `images` ({file_id, path, …}) still in the
+    workspace; one larger than TOOL_IMAGE_MAX_BYTES is only named."""
+    if not images:
+        return []
+    contents = await sync_to_async(attachment_contents)(
+        workspace_id=workspace_id, file_ids=[i["file_id"] for i in images]
+    )
+    parts: list[dict[str, Any]] = []
+    for image in images:
+        item = contents.get(image["file_id"])
+        if item is None or item.missing or item.kind != FileKind.IMAGE:
+            continue
+        # base64: four characters for three bytes.
+        if len(item.image_url) * 3 // 4 > TOOL_IMAGE_MAX_BYTES:
+            parts.append({"type": "text", "text": f"[{image['path']}: too large to show.]"})
+            continue
+        parts.append({"type": "text", "text": f"{image['path']}:"})
+        parts.append({"type": "image_url", "image_url": {"url": item.image_url}})
+    return parts

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.urls import reverse
 
 from apps.agents import context as ctx
 from apps.agents.builtin_tools import (
@@ -62,6 +63,7 @@ from apps.core.events import (
     Subagent,
     ToolCall,
     ToolCallRef,
+    ToolImage,
 )
 from apps.core.events import ToolResult as ToolResultEvent
 from apps.core.exceptions import ApplicationError
@@ -98,6 +100,15 @@ SUMMARY_MAX_TOKENS = 800
 PRECOUNT_IN_THREAD_CHARS = 50_000
 
 REJECTED_RESULT = "The user rejected this tool call; it was not executed."
+
+# Images produced by these tools (ToolResult.data["images"]) are shown in the chat (the
+# tool.result event, the tool message's metadata), at most TOOL_IMAGES_SHOWN a result, and
+# given to a model with vision as image parts, at most TOOL_IMAGES_TO_MODEL a turn
+# (context.tool_image_parts; the tool's text lists every file either way).
+IMAGE_TOOL_REFS = frozenset({"builtin:code_interpreter", "builtin:skill_script_run"})
+TOOL_IMAGES_SHOWN = 16
+TOOL_IMAGES_TO_MODEL = 4
+TOOL_IMAGES_NOTE = "The images the tool calls above produced:"
 CLIENT_TOOL_RESULT = (
     "This tool runs in the client application, which did not send its result; it was not executed."
 )
@@ -438,6 +449,26 @@ def _citations_json(citations: list[Citation]) -> list[dict[str, Any]]:
     return [asdict(citation) for citation in citations]
 
 
+def _images_message(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE}, *parts]}
+
+
+def _tool_images(spec: ToolSpec | None, result: ToolResult) -> list[dict[str, str]]:
+    """The images of a sandbox tool's result ({file_id, path, url}; the URL is the
+    files API's download link, made here, not taken from the result)."""
+    if spec is None or spec.ref not in IMAGE_TOOL_REFS:
+        return []
+    out: list[dict[str, str]] = []
+    for item in (result.data or {}).get("images") or ():
+        try:
+            file_id = str(uuid.UUID(str(item["file_id"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+        url = reverse("file-content", kwargs={"file_id": file_id})
+        out.append({"file_id": file_id, "path": str(item.get("path", ""))[:500], "url": url})
+    return out[:TOOL_IMAGES_SHOWN]
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -487,6 +518,9 @@ class _Turn:
         # skill name -> (SkillVersion id, its Python scripts), for skill_script_run.
         self._skill_scripts: dict[str, tuple[uuid.UUID, list[str]]] = {}
         self._tokens: dict[int, int] = {}
+        # Image parts given to a model with vision after a tool's result, by call id.
+        self.tool_images: dict[str, list[dict[str, Any]]] = {}
+        self.images_to_model = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -750,14 +784,44 @@ class _Turn:
         return tokens
 
     def _request_messages(self) -> list[dict[str, Any]]:
+        image_tokens = ctx.IMAGE_TOKENS * self.images_to_model
         trimmed = ctx.trim_history(
-            self.work, budget=max(0, self.budget - self.fixed_tokens), count=self._count
+            self.work,
+            budget=max(0, self.budget - self.fixed_tokens - image_tokens),
+            count=self._count,
         )
         if trimmed.dropped:
             logger.info("History trimmed to fit: %d messages left out", trimmed.dropped)
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages += [ctx.provider_message(m) for m in trimmed.messages]
+        images: list[dict[str, Any]] = []
+        for message in trimmed.messages:
+            if images and message.get("role") != "tool":
+                messages.append(_images_message(images))
+                images = []
+            messages.append(ctx.provider_message(message))
+            if message.get("role") == "tool":
+                images += self.tool_images.get(message.get("tool_call_id", ""), [])
+        if images:
+            messages.append(_images_message(images))
         return messages
+
+    async def _load_tool_images(self, call_id: str, images: list[dict[str, str]]) -> None:
+        """Keep the image parts of a tool's images for the next model calls of the turn,
+        when the model has vision (at most TOOL_IMAGES_TO_MODEL a turn)."""
+        if not images or self.model is None or Capability.VISION not in self.model.capabilities:
+            return
+        room = TOOL_IMAGES_TO_MODEL - self.images_to_model
+        if room <= 0:
+            return
+        images = images[:room]
+        self.images_to_model += len(images)  # reserved before the await: calls run in parallel
+        try:
+            parts = await ctx.tool_image_parts(images, workspace_id=self.agent.workspace_id)
+        except Exception:  # the images are a bonus: the text result still lists them
+            logger.exception("The images of tool call %s could not be read", call_id)
+            return
+        if parts:
+            self.tool_images[call_id] = parts
 
     async def _maybe_compact(self) -> None:
         index = ctx.latest_user_index(self.work)
@@ -1073,6 +1137,10 @@ class _Turn:
             metadata["rejected"] = True
         if result.citations:
             metadata["citations"] = _citations_json(result.citations)
+        images = _tool_images(self.tools.get(name), result)
+        if images:
+            metadata["images"] = images
+            await self._load_tool_images(call["id"], images)
         message = {
             "id": _new_id(),
             "role": "tool",
@@ -1092,6 +1160,7 @@ class _Turn:
                     content=result.content[:EVENT_RESULT_CHARS],
                     is_error=result.is_error,
                     synthetic=bool(synthetic),
+                    images=[ToolImage(**image) for image in images],
                 )
             )
 

@@ -154,6 +154,15 @@ class ToolCallRef(Payload):
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class ToolImage(Payload):
+    """An image a tool produced, stored as a workspace file (`url`: its download URL)."""
+
+    file_id: str
+    path: str
+    url: str
+
+
 # --- the events ----------------------------------------------------------------------------
 
 
@@ -218,7 +227,9 @@ class ToolCall(Event):
 
 @dataclass(frozen=True, slots=True)
 class ToolResult(Event):
-    """A tool returned (`synthetic`: a result made for a dangling call)."""
+    """A tool returned (`synthetic`: a result made for a dangling call; `images`: the
+    PNG images it produced, e.g. code_interpreter's charts, as workspace files with their
+    download URLs)."""
 
     type: ClassVar[EventType] = EventType.TOOL_RESULT
     tool_call_id: str
@@ -226,6 +237,7 @@ class ToolResult(Event):
     content: str
     is_error: bool
     synthetic: bool
+    images: list[ToolImage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,28 @@
     return pre;
   }
 
+  // Images a tool produced (code_interpreter's charts): workspace files, shown through
+  // the files API's download URL (same origin: the session cookie authenticates).
+  function toolImages(images) {
+    if (!images.length) return;
+    const box = el("div", "tool-images");
+    for (const image of images) {
+      if (typeof image.url !== "string" || !/^\/(?!\/)/.test(image.url)) continue;
+      const link = el("a");
+      link.href = image.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      const img = el("img");
+      img.src = image.url;
+      img.alt = image.path || "image";
+      img.loading = "lazy";
+      link.appendChild(img);
+      box.appendChild(link);
+    }
+    live.appendChild(box);
+    scrollDown();
+  }
+
   function approvalCard(runId, pending) {
     const card = el("div", "approval");
     card.setAttribute("data-approval", runId);
@@ -140,6 +162,7 @@
       const text = (data.is_error ? "Error: " : "") + (data.content || "");
       if (pre) pre.textContent += "\n\n→ " + text.slice(0, 4000);
       else trace(`Tool result: ${data.name}`, text.slice(0, 4000));
+      toolImages(data.images || []);
     },
     "approval.required": () => {},
     "run.requires_action": (data, ev) => {

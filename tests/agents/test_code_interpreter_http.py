@@ -2,16 +2,22 @@
 scripted model calls the tool (the sandbox runs real code), the file it wrote downloaded
 through the files API, the audit trail, and a skill's script run read-only."""
 
+import base64
+
 import pytest
+from django.urls import reverse
 
 from apps.agents.models import CodeExecution, CodeInterpreterPolicy
 from apps.conversations.models import Run
+from apps.files.models import File
+from apps.providers.models import ProviderModel
 from apps.providers.scripted import Reply, ToolCall
 from apps.skills.services import skill_upload
 from apps.users.choices import Role
 from apps.users.models import AuditEvent, Membership
 from tests.agents.factories import actor_for, make_agent
 from tests.conversations.conftest import read_sse, wait_for
+from tests.files.conftest import make_png
 from tests.helpers import assert_error
 from tests.providers.factories import make_scripted_provider
 from tests.skills.factories import skill_zip
@@ -230,3 +236,68 @@ def test_a_skill_script_runs_read_only_with_the_workspace(http, workspace, user,
     assert AuditEvent.objects.get(action="skill_script.run").metadata["script"] == (
         "scripts/extract.py"
     )
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_an_image_the_code_writes_is_shown_and_seen_by_a_model_with_vision(
+    http, workspace, user, scripted_llm, vision
+):
+    _enable(workspace)
+    make_scripted_provider(workspace=workspace, scripted_llm=scripted_llm)
+    if not vision:
+        ProviderModel.objects.filter(name="scripted-chat").update(capabilities=["tools"])
+    agent = make_agent(workspace=workspace, user=user, builtin_tools=["code_interpreter"])
+    conv_id = _conversation(http, agent)
+    png = make_png(3, 2)
+    code = (
+        "import base64\n"
+        f"data = base64.b64decode({base64.b64encode(png).decode()!r})\n"
+        "open('chart.png', 'wb').write(data)\n"
+        "open('notes.txt', 'w').write('not an image')"
+    )
+    scripted_llm.push(
+        Reply(tool_calls=[ToolCall("code_interpreter", {"code": code})]),
+        "A red chart.",
+        "Chart",
+    )
+
+    r = http.post(f"/api/v1/conversations/{conv_id}/messages", json={"content": "Draw"})
+
+    run = _finished(r.json()["data"]["id"])
+    assert run.status == "completed", run.error_message
+    image = File.objects.get(conversation_id=conv_id, path="chart.png")
+    url = f"/api/v1/files/{image.id}/content"
+    # The model reads the text listing either way; the image itself only with vision.
+    follow_up = scripted_llm.requests[1]["messages"]
+    tool_index = next(i for i, m in enumerate(follow_up) if m["role"] == "tool")
+    assert url in follow_up[tool_index]["content"]
+    image_parts = [
+        part
+        for m in follow_up
+        if isinstance(m["content"], list)
+        for part in m["content"]
+        if part.get("type") == "image_url"
+    ]
+    if vision:
+        assert follow_up[tool_index + 1]["role"] == "user"
+        assert image_parts == [
+            {
+                "type": "image_url",
+                "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
+            }
+        ]
+        assert {"type": "text", "text": "chart.png:"} in follow_up[tool_index + 1]["content"]
+    else:
+        assert image_parts == []
+        assert follow_up[tool_index + 1 :] == []
+    # The tool.result event carries the image (and only the image) for the chat.
+    events = read_sse(http.get(f"/api/v1/runs/{run.id}/stream"))
+    result = next(e["data"] for e in events if e["type"] == "tool.result")
+    assert result["images"] == [{"file_id": str(image.id), "path": "chart.png", "url": url}]
+    download = http.get(url)
+    assert download.status_code == 200
+    assert download.content == png
+    # The console chat shows it under the tool call, through the same session.
+    page = http.get(reverse("console:conversation", args=[conv_id]))
+    assert page.status_code == 200
+    assert f'<img src="{url}" alt="chart.png"' in page.text

@@ -304,3 +304,35 @@ def test_consent_page_for_a_self_registered_client(signed_in, live, workspace):
     assert answer["state"] == ["s1"]
     assert answer["iss"] == [live.url]
     assert answer["code"][0]
+
+
+def test_a_chart_the_code_interpreter_draws_shows_in_the_chat(
+    signed_in, live, scripted_llm, workspace, user, http
+):
+    from apps.agents.models import CodeInterpreterPolicy
+    from tests.agents.factories import make_agent
+    from tests.files.conftest import make_png
+    from tests.providers.factories import make_scripted_provider
+
+    CodeInterpreterPolicy.objects.create(workspace=workspace, enabled=True)
+    make_scripted_provider(workspace=workspace, scripted_llm=scripted_llm)
+    agent = make_agent(workspace=workspace, user=user, builtin_tools=["code_interpreter"])
+    r = http.post("/api/v1/conversations", json={"agent_id": str(agent.id)})
+    conv_id = r.json()["data"]["id"]
+    png = base64.b64encode(make_png(5, 3)).decode()
+    code = f"import base64\nopen('chart.png', 'wb').write(base64.b64decode({png!r}))"
+    scripted_llm.push(
+        Reply(tool_calls=[ToolCall("code_interpreter", {"code": code})]), "Here it is.", "Chart"
+    )
+    page = signed_in
+    page.goto(f"/chat/{conv_id}/")
+    page.fill("#composer-input", "Draw a chart")
+    page.press("#composer-input", "Enter")
+    page.wait_for_selector(".msg-assistant .bubble:has-text('Here it is.')", timeout=60_000)
+    # Streamed in: the image loaded through the session (its real width), then the same
+    # after a reload (rendered by the server from the tool message).
+    loaded = "() => [...document.querySelectorAll('.tool-images img')].map(i => i.naturalWidth)"
+    wait_for(lambda: page.evaluate(loaded) == [5])
+    shot(page, "30-chat-image")
+    page.reload()
+    wait_for(lambda: page.evaluate(loaded) == [5])

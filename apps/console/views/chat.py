@@ -143,6 +143,20 @@ def _tool_call(call: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _tool_images(message: Message) -> list[dict[str, str]]:
+    """The images a tool produced (stored by the engine in the tool message's metadata),
+    each with the files API's download URL (the session authenticates it)."""
+    out = []
+    for image in message.metadata.get("images") or ():
+        try:
+            file_id = uuid.UUID(str(image["file_id"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        url = reverse("file-content", kwargs={"file_id": file_id})
+        out.append({"url": url, "path": str(image.get("path", ""))})
+    return out
+
+
 def message_view(message: Message) -> dict[str, Any]:
     """What a template needs of a stored message."""
     citations = message.citations or message.metadata.get("citations") or []
@@ -155,6 +169,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "name": message.name,
         "citations": citations,
         "reasoning": message.metadata.get("reasoning", ""),
+        "images": _tool_images(message) if message.role == "tool" else [],
     }
 
 
