@@ -14,7 +14,8 @@ from typing import Any
 
 from apps.core.events import Event
 
-ToolSource = str  # "builtin" | "mcp" | "openapi" | "http" | "skill" | "knowledge" | "agent"
+ToolSource = str
+# "builtin" | "mcp" | "openapi" | "http" | "skill" | "knowledge" | "agent" | "a2a" | "workflow"
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,24 @@ class ToolSpec:
                 "parameters": self.parameters,
             },
         }
+
+
+# --- executors provided by later apps ------------------------------------------------------------
+
+# A registry Tool row (apps.skills) may be run by an app that skills cannot import (the
+# import contracts: workflows come after skills). Such an app registers, from its
+# AppConfig.ready, a factory per tool source; skills builds the row's executor through it
+# from the row's `operation` (e.g. {"workflow_id": ...}).
+ToolExecutorFactory = Callable[[dict[str, Any]], ToolExecutor]
+_EXECUTOR_FACTORIES: dict[str, ToolExecutorFactory] = {}
+
+
+def tool_executor_register(source: ToolSource, factory: ToolExecutorFactory) -> None:
+    """Make `factory(operation)` the executor builder of the Tool rows of `source`."""
+    _EXECUTOR_FACTORIES[source] = factory
+
+
+def tool_executor_for(source: ToolSource, operation: dict[str, Any]) -> ToolExecutor | None:
+    """The executor of a Tool row of a registered source (None: no app registered it)."""
+    factory = _EXECUTOR_FACTORIES.get(source)
+    return factory(operation) if factory is not None else None

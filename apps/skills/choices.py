@@ -6,6 +6,7 @@ class ToolSource(models.TextChoices):
     MCP = "mcp", "MCP server"
     OPENAPI = "openapi", "OpenAPI import"
     A2A = "a2a", "Remote A2A agent"
+    WORKFLOW = "workflow", "Workflow"
 
 
 class BuiltinTool(models.TextChoices):

@@ -10,7 +10,13 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q, QuerySet
 
 from apps.core.crypto import mask_secret
-from apps.core.tools import ToolContext, ToolExecutor, ToolResult, ToolSpec
+from apps.core.tools import (
+    ToolContext,
+    ToolExecutor,
+    ToolResult,
+    ToolSpec,
+    tool_executor_for,
+)
 from apps.skills.a2a_client import RemoteConfig, remote_executor
 from apps.skills.choices import BuiltinTool, McpAuth, RemoteAgentAuth, ToolSource
 from apps.skills.exceptions import (
@@ -196,6 +202,12 @@ async def _unauthorized(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     )
 
 
+async def _no_executor(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    return ToolResult(
+        content="This tool cannot run here (its app is not installed).", is_error=True
+    )
+
+
 def mcp_config_for(server: McpServer, *, redirect_uri: str = "") -> McpConfig:
     """The in-memory connection settings of a server (secrets decrypted)."""
     headers: dict[str, str] = json.loads(server.headers) if server.headers else {}
@@ -245,6 +257,9 @@ def tool_spec_for_row(tool: Tool, *, pooled: bool = True) -> ToolSpec:
         run = remote_executor(
             remote_agent_id=remote.id, name=remote.name, config=remote_config_for(remote)
         )
+    elif tool.source == ToolSource.WORKFLOW:
+        # Provided by apps.workflows (registered in its AppConfig.ready).
+        run = tool_executor_for(tool.source, tool.operation) or _no_executor
     else:
         server = tool.mcp_server
         assert server is not None

@@ -538,3 +538,26 @@ def check_inputs(graph: Graph, inputs: Any) -> dict[str, Any]:
     if errors.items:
         raise InvalidInputs(details=errors.items)
     return out
+
+
+def start_input_schema(start_inputs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a tool's arguments from a start step's declared inputs."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec in start_inputs.items():
+        prop: dict[str, Any] = {"type": spec.get("type", "string")}
+        if spec.get("description"):
+            prop["description"] = str(spec["description"])
+        if "default" in spec:
+            prop["default"] = spec["default"]
+        properties[name] = prop
+        if spec.get("required", False):
+            required.append(name)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema

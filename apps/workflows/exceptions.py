@@ -16,6 +16,11 @@ class WorkflowRunNotFound(NotFound):
     default_message = "Workflow run not found."
 
 
+class WorkflowToolNotFound(NotFound):
+    code = "workflow_tool_not_found"
+    default_message = "The workflow is not exposed as a tool."
+
+
 class InvalidDefinition(ValidationFailed):
     code = "invalid_workflow"
     default_message = "The workflow definition is invalid."

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
+from apps.skills.choices import ToolSource
+from apps.skills.models import Tool
 from apps.users.actors import Actor
 from apps.workflows.exceptions import (
     WorkflowNotFound,
@@ -115,3 +117,15 @@ def run_events_after(*, run_id: uuid.UUID, after: int, limit: int = 500) -> list
     return list(
         WorkflowEvent.objects.filter(run_id=run_id, cursor__gt=after).order_by("cursor")[:limit]
     )
+
+
+def workflow_tool(*, workflow: Workflow, for_update: bool = False) -> Tool | None:
+    """The registry tool exposing the workflow (source `workflow`), if it has one."""
+    qs = Tool.objects.filter(
+        workspace_id=workflow.workspace_id,
+        source=ToolSource.WORKFLOW,
+        operation__workflow_id=str(workflow.id),
+    )
+    if for_update:
+        qs = qs.select_for_update()
+    return qs.first()

@@ -23,21 +23,30 @@ from apps.core.exceptions import ValidationFailed
 from apps.core.jobs import JobKind, job_enqueue, job_finish, job_release
 from apps.knowledge.models import KnowledgeBase
 from apps.providers.selectors import model_list
+from apps.skills.choices import ToolSource
 from apps.skills.models import Tool
+from apps.skills.services import tool_name
 from apps.users.actors import Actor
 from apps.users.choices import Role
 from apps.users.services import audit_record
 from apps.workflows import engine
 from apps.workflows.choices import RunSource, RunStatus, StepStatus
-from apps.workflows.definition import Graph, Lookups, check_inputs, validate_definition
+from apps.workflows.definition import (
+    Graph,
+    Lookups,
+    check_inputs,
+    start_input_schema,
+    validate_definition,
+)
 from apps.workflows.exceptions import (
     NotPublished,
     RunNotCancellable,
     RunNotFailed,
     RunNotWaiting,
+    WorkflowToolNotFound,
 )
 from apps.workflows.models import Workflow, WorkflowRun, WorkflowStepRun, WorkflowVersion
-from apps.workflows.selectors import access_version
+from apps.workflows.selectors import access_version, workflow_tool
 
 EXECUTE_TASK = "workflows.execute_run"
 MAX_RUN_ATTEMPTS = 3
@@ -136,7 +145,13 @@ def workflow_update(
 def workflow_delete(*, actor: Actor, workflow: Workflow) -> None:
     """Delete a workflow with its versions and runs."""
     actor.require_role(Role.MEMBER)
-    workflow.delete()
+    with transaction.atomic():
+        Tool.objects.filter(
+            workspace_id=workflow.workspace_id,
+            source=ToolSource.WORKFLOW,
+            operation__workflow_id=str(workflow.id),
+        ).delete()
+        workflow.delete()
 
 
 def workflow_publish(*, actor: Actor, workflow: Workflow, number: int | None = None) -> Workflow:
@@ -144,9 +159,63 @@ def workflow_publish(*, actor: Actor, workflow: Workflow, number: int | None = N
     Raises WorkflowVersionNotFound."""
     actor.require_role(Role.MEMBER)
     version = access_version(workflow=workflow, number=number or workflow.version)
-    Workflow.objects.filter(id=workflow.id).update(published_version=version)
-    workflow.refresh_from_db()
+    with transaction.atomic():
+        Workflow.objects.filter(id=workflow.id).update(published_version=version)
+        workflow.refresh_from_db()
+        if workflow_tool(workflow=workflow) is not None:
+            workflow_tool_save(actor=actor, workflow=workflow)  # its schema follows
     return workflow
+
+
+# --- the workflow as an agent's tool ------------------------------------------------------------
+
+
+def workflow_tool_save(*, actor: Actor, workflow: Workflow) -> tuple[Tool, bool]:
+    """Expose the published workflow as a registry tool (source `workflow`), or refresh
+    the one it has: name and description from the workflow, parameters (JSON Schema) from
+    the published start step's inputs. Returns (tool, created). Raises NotPublished."""
+    actor.require_role(Role.MEMBER)
+    if workflow.published_version_id is None:
+        raise NotPublished()
+    published = WorkflowVersion.objects.get(id=workflow.published_version_id)
+    start_inputs = validate_definition(published.definition).start.get("inputs", {}) or {}
+    description = (workflow.description or f"Run the workflow {workflow.name!r}.")[:4000]
+    description += " Returns the workflow's outputs as JSON."
+    with transaction.atomic():
+        tool = workflow_tool(workflow=workflow, for_update=True)
+        created = tool is None
+        if tool is None:
+            taken = set(
+                Tool.objects.filter(workspace_id=workflow.workspace_id).values_list(
+                    "name", flat=True
+                )
+            )
+            tool = Tool(
+                workspace_id=workflow.workspace_id,
+                source=ToolSource.WORKFLOW,
+                name=tool_name(workflow.name.lower(), taken=taken),
+                operation={"workflow_id": str(workflow.id)},
+            )
+        tool.description = description
+        tool.parameters = start_input_schema(start_inputs)
+        tool.save()
+        audit_record(
+            actor_user=actor.user,
+            workspace_id=actor.workspace_id,
+            action="workflow.tool.create" if created else "workflow.tool.update",
+            target_type="tool",
+            target_id=str(tool.id),
+        )
+    return tool, created
+
+
+def workflow_tool_delete(*, actor: Actor, workflow: Workflow) -> None:
+    """Stop exposing the workflow as a tool (agents lose it). Raises WorkflowToolNotFound."""
+    actor.require_role(Role.MEMBER)
+    tool = workflow_tool(workflow=workflow)
+    if tool is None:
+        raise WorkflowToolNotFound()
+    tool.delete()
 
 
 def workflow_restore(*, actor: Actor, workflow: Workflow, number: int) -> Workflow:

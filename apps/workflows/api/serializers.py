@@ -3,6 +3,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.skills.models import Tool
 from apps.workflows.choices import RunSource, RunStatus
 from apps.workflows.models import Workflow, WorkflowRun, WorkflowStepRun, WorkflowVersion
 
@@ -175,3 +176,21 @@ class WorkflowRunDetailSerializer(WorkflowRunSerializer):
     def get_steps(self, obj: WorkflowRun) -> list[dict[str, Any]]:
         rows = WorkflowStepRun.objects.filter(run=obj).order_by("id")
         return list(WorkflowStepRunSerializer(rows, many=True).data)
+
+
+class WorkflowToolSerializer(serializers.ModelSerializer):
+    """The registry tool exposing a workflow (see /api/v1/tools; attach it to agents)."""
+
+    class Meta:
+        model = Tool
+        fields = [
+            "id",
+            "name",
+            "description",
+            "parameters",
+            "source",
+            "requires_approval",
+            "enabled",
+            "created_at",
+            "updated_at",
+        ]

@@ -63,6 +63,9 @@ urlpatterns = [
     ),
     path("workflows/<uuid:workflow_id>/export", views.ExportView.as_view(), name="workflow-export"),
     path(
+        "workflows/<uuid:workflow_id>/tool", views.WorkflowToolView.as_view(), name="workflow-tool"
+    ),
+    path(
         "workflows/<uuid:workflow_id>/runs", views.RunStartView.as_view(), name="workflow-run-start"
     ),
 ]

@@ -26,6 +26,7 @@ from apps.workflows.api.serializers import (
     WorkflowRunSerializer,
     WorkflowRunStartSerializer,
     WorkflowSerializer,
+    WorkflowToolSerializer,
     WorkflowValidateSerializer,
     WorkflowValidationResultSerializer,
     WorkflowVersionSerializer,
@@ -56,6 +57,8 @@ from apps.workflows.services import (
     workflow_import,
     workflow_publish,
     workflow_restore,
+    workflow_tool_delete,
+    workflow_tool_save,
     workflow_update,
 )
 
@@ -276,6 +279,33 @@ class ImportView(ApiView):
     def post(self, request: Request) -> Response:
         workflow = workflow_import(actor=get_actor(request), document=request.data)
         return Response(WorkflowSerializer(workflow).data, status=201)
+
+
+class WorkflowToolView(ApiView):
+    scope_area = AREA
+
+    @extend_schema(
+        operation_id="workflows_tool_save",
+        request=None,
+        responses={201: WorkflowToolSerializer, 200: WorkflowToolSerializer},
+        tags=TAGS,
+        description="Expose the published workflow as a tool agents can be given (201), or "
+        "refresh its tool (200): name and description from the workflow, parameters from "
+        "the start step's inputs. A call starts a run (source `agent_tool`) and returns its "
+        "outputs. 409 `workflow_not_published` without a published version.",
+    )
+    def post(self, request: Request, workflow_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        workflow = access_workflow(actor=actor, workflow_id=workflow_id)
+        tool, created = workflow_tool_save(actor=actor, workflow=workflow)
+        return Response(WorkflowToolSerializer(tool).data, status=201 if created else 200)
+
+    @extend_schema(operation_id="workflows_tool_delete", responses={204: None}, tags=TAGS)
+    def delete(self, request: Request, workflow_id: uuid.UUID) -> Response:
+        actor = get_actor(request)
+        workflow = access_workflow(actor=actor, workflow_id=workflow_id)
+        workflow_tool_delete(actor=actor, workflow=workflow)
+        return Response(status=204)
 
 
 class RunStartView(ApiView):
