@@ -72,7 +72,6 @@ from a2a.utils.errors import (
     TaskNotFoundError,
     UnsupportedOperationError,
 )
-from asgiref.sync import sync_to_async
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -95,6 +94,7 @@ from apps.conversations.selectors import (
 )
 from apps.conversations.services import conversation_create, message_send, run_cancel
 from apps.conversations.streaming import events_after, run_events
+from apps.core.db import db_sync_to_async
 from apps.core.events import (
     AnswerDelta,
     AnswerDone,
@@ -441,7 +441,7 @@ def _cancel_sync(actor: Actor, agent: Agent, task_id: str) -> Run:
 
 
 def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return sync_to_async(fn, thread_sensitive=False)(*args, **kwargs)
+    return db_sync_to_async(fn)(*args, **kwargs)
 
 
 class _EventMapper:
