@@ -89,7 +89,8 @@ def test_task_run_now_webhook_secret_once_and_a_trigger(
     shot(page, "webhooks-01-secret-once")
     page.reload()
     assert page.locator("#secret").count() == 0 and secret not in page.content()
-    page.get_by_role("button", name="Send test event").click()
+    with page.expect_navigation():  # the POST's redirect, before any reload
+        page.get_by_role("button", name="Send test event").click()
 
     def delivered():
         page.reload()
