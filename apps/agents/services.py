@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError, Q, RestrictedError
@@ -1219,8 +1220,6 @@ async def code_execution_arun(*, execution_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def _code_execution_remote(*, execution_id: uuid.UUID, queue: str) -> dict[str, Any]:
-    from celery import current_app
-
     def send() -> None:
         current_app.send_task("agents.code_execute", args=[str(execution_id)], queue=queue)
 
