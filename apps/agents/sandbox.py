@@ -284,19 +284,22 @@ def _account_exists(uid: int) -> bool:
 
 
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every host process whose real, effective or saved uid is `uid`, until
-    none is left (the PID namespace normally took them all with it already)."""
+    """SIGKILL every live host process whose real, effective or saved uid is `uid`,
+    until none is left (the PID namespace normally took them all with it already).
+    Zombies waiting for their parent's wait() are dead already: they are skipped."""
     for _ in range(100):
         found = False
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
-                with open(f"/proc/{entry.name}/status", encoding="ascii") as status:
-                    uids = next(line for line in status if line.startswith("Uid:"))
-            except (OSError, StopIteration, UnicodeDecodeError):
+                with open(f"/proc/{entry.name}/status", encoding="utf-8") as status:
+                    fields = dict(line.split(":", 1) for line in status if ":" in line)
+            except (OSError, UnicodeDecodeError):
                 continue
-            if str(uid) in uids.split()[1:4]:
+            if fields.get("State", "").split()[:1] == ["Z"]:
+                continue
+            if str(uid) in fields.get("Uid", "").split()[:3]:
                 found = True
                 with contextlib.suppress(OSError):
                     os.kill(int(entry.name), signal.SIGKILL)
