@@ -31,6 +31,7 @@ import pwd
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -247,17 +248,28 @@ class _HostUid:
             return self
         folder = Path(self.ids.lock_dir or Path(tempfile.gettempdir()) / "sandbox-uids")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+            # Someone else's directory (in a shared /tmp) could hold the locks or plant
+            # links: refuse rather than share ids.
+            raise SandboxUnavailable(
+                f"The sandbox uid lock directory {folder} must be a directory owned by root "
+                "and writable by it only."
+            )
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         for uid in range(self.ids.base, self.ids.base + self.ids.count):
             if _account_exists(uid):
                 continue
-            fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(folder / f"{uid}.lock", flags, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
             self.uid, self._lock = uid, fd
-            _kill_uid(uid)  # a leftover of a holder that died (cannot happen, but cheap)
+            # A holder killed mid-run released the lock with it; its sandbox dies with
+            # its bwrap (--die-with-parent), but making sure costs one scan of /proc.
+            _kill_uid(uid)
             return self
         raise SandboxUnavailable(
             f"All {self.ids.count} sandbox uids are in use: too many executions at once."

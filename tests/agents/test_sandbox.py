@@ -264,10 +264,14 @@ while time.time() < deadline:
 """
 
 FORK_FOUR = """
-import os
-pids = [os.fork() for _ in range(4)]
-if 0 in pids:
-    os._exit(0)
+import os, time
+pids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.5)  # all four alive at once
+        os._exit(0)
+    pids.append(pid)
 [os.waitpid(pid, 0)[1] for pid in pids] + open('/proc/self/uid_map').read().split()
 """
 
@@ -336,6 +340,16 @@ def test_a_host_uid_is_held_by_one_execution_at_a_time_across_processes(tmp_path
         with pytest.raises(SandboxUnavailable):
             run_python("1", host_ids=HostIds(base=base, count=1, lock_dir=str(tmp_path)))
     assert _take_uid_elsewhere(base, 1, tmp_path) == str(base)
+
+
+@as_root
+def test_a_lock_directory_others_can_write_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(SandboxUnavailable, match="must be a directory owned by root"):
+        run_python("1", host_ids=HostIds(base=2_000_400_000, count=1, lock_dir=str(shared)))
+    assert list(shared.iterdir()) == []
 
 
 @as_root
