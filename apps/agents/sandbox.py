@@ -8,8 +8,11 @@ wheel, so nothing beyond pip is needed):
 - its own mount namespace holding only the Python runtime and system libraries read-only,
   a fresh /proc and /dev, a small size-capped /tmp, the workspace directory (the only
   persistent writable place) and, for skill scripts, the skill's files read-only;
-- its own user (uid 65534, no capabilities), PID, IPC, UTS and cgroup namespaces, a new
-  session (no terminal), an empty environment;
+- its own user (uid 65534 inside, no capabilities; as root, a host uid/gid of its own
+  per execution, see `HostIds`), PID, IPC, UTS and cgroup namespaces, a new session (no
+  terminal), an empty environment;
+- a seccomp filter refusing the system calls that reach the most kernel surface
+  (apps.agents.sandbox_filter);
 - rlimits on CPU time, address space, file size, open files and processes, a wall clock
   kill, caps on stdout/stderr read incrementally, and when the host allows it a cgroup
   (v1 `pids`/`memory` or v2) per execution bounding the total processes and memory.
@@ -19,21 +22,28 @@ the changed files back (apps.agents.services stores them as workspace files).
 """
 
 import contextlib
+import fcntl
+import grp
 import hashlib
 import json
 import os
+import pwd
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from apps.agents.sandbox_filter import FilterUnavailable, program_fd
 
 SANDBOX_UID = 65534
 WORKSPACE = "/workspace"
@@ -56,6 +66,18 @@ class SandboxLimits:
     max_file_bytes: int = 1024 * 1024  # one file (RLIMIT_FSIZE)
     max_processes: int = 32
     tmp_mb: int = 16  # the scratch /tmp (memory-backed, discarded)
+
+
+@dataclass(frozen=True)
+class HostIds:
+    """Where the host uids/gids of executions come from when the platform runs as root:
+    `count` consecutive ids from `base`, each held by one execution at a time through an
+    flock on `<lock_dir>/<uid>.lock` (every process running sandboxes on the host must
+    use the same directory). Ids that belong to an existing account are skipped."""
+
+    base: int = 2_000_000_000
+    count: int = 4096
+    lock_dir: str = ""  # "" = <the system's temporary directory>/sandbox-uids
 
 
 @dataclass
@@ -209,17 +231,108 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-class _UserNamespace:
-    """As root, a user namespace mapping the sandbox uid/gid to the same host ids (never
-    to root: a process mapped to host root could write root-owned /proc/sys files),
-    created by util-linux `unshare` and held open for bwrap's --userns."""
+class _HostUid:
+    """As root, a host uid (and the gid of the same number) that no other execution
+    holds while this one runs, from `HostIds`: executions do not share RLIMIT_NPROC and
+    cannot signal or trace each other. Held by an flock on its lock file, so two
+    processes or threads never take the same id (the kernel drops the lock if the holder
+    dies). On release, any process still running as that uid is killed first."""
 
-    def __init__(self) -> None:
+    def __init__(self, ids: HostIds) -> None:
+        self.ids = ids
+        self.uid: int | None = None
+        self._lock: int | None = None
+
+    def __enter__(self) -> "_HostUid":
+        if not _as_root():
+            return self
+        folder = Path(self.ids.lock_dir or Path(tempfile.gettempdir()) / "sandbox-uids")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+            # Someone else's directory (in a shared /tmp) could hold the locks or plant
+            # links: refuse rather than share ids.
+            raise SandboxUnavailable(
+                f"The sandbox uid lock directory {folder} must be a directory owned by root "
+                "and writable by it only."
+            )
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        for uid in range(self.ids.base, self.ids.base + self.ids.count):
+            if _account_exists(uid):
+                continue
+            fd = os.open(folder / f"{uid}.lock", flags, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._lock = uid, fd
+            # A holder killed mid-run released the lock with it; its sandbox dies with
+            # its bwrap (--die-with-parent), but making sure costs one scan of /proc.
+            _kill_uid(uid)
+            return self
+        raise SandboxUnavailable(
+            f"All {self.ids.count} sandbox uids are in use: too many executions at once."
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is None:
+            return
+        assert self.uid is not None
+        _kill_uid(self.uid)
+        os.close(self._lock)
+        self.uid = self._lock = None
+
+
+def _account_exists(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        try:
+            grp.getgrgid(uid)
+        except KeyError:
+            return False
+    return True
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every live host process whose real, effective or saved uid is `uid`,
+    until none is left (the PID namespace normally took them all with it already).
+    Zombies waiting for their parent's wait() are dead already: they are skipped."""
+    for _ in range(100):
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/status", encoding="utf-8") as status:
+                    fields = dict(line.split(":", 1) for line in status if ":" in line)
+            except (OSError, UnicodeDecodeError):
+                continue
+            if fields.get("State", "").split()[:1] == ["Z"]:
+                continue
+            if str(uid) in fields.get("Uid", "").split()[:3]:
+                found = True
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+class _UserNamespace:
+    """As root, a user namespace mapping the sandbox uid/gid to the execution's own host
+    uid/gid (`_HostUid`; never to root: a process mapped to host root could write
+    root-owned /proc/sys files), created by util-linux `unshare` and held open for bwrap's
+    --userns."""
+
+    def __init__(self, host_uid: int | None) -> None:
+        self.host_uid = host_uid
         self.process: subprocess.Popen[bytes] | None = None
         self.fd: int | None = None
 
     def __enter__(self) -> "_UserNamespace":
-        if not _as_root():
+        if self.host_uid is None:
             return self
         unshare = shutil.which("unshare") or "/usr/bin/unshare"
         own = os.readlink("/proc/self/ns/user")
@@ -242,7 +355,7 @@ class _UserNamespace:
                 self.close()
                 raise SandboxUnavailable("Could not create the sandbox's user namespace.")
             time.sleep(0.002)
-        mapping = f"{SANDBOX_UID} {SANDBOX_UID} 1\n"
+        mapping = f"{SANDBOX_UID} {self.host_uid} 1\n"
         Path(f"/proc/{pid}/uid_map").write_text(mapping)
         Path(f"/proc/{pid}/setgroups").write_text("deny")
         Path(f"/proc/{pid}/gid_map").write_text(mapping)
@@ -368,6 +481,7 @@ def build_command(
     limits: SandboxLimits,
     skill_dir: Path | None,
     spec: dict[str, Any],
+    seccomp_fd: int,
     userns_fd: int | None = None,
 ) -> list[str]:
     python = interpreter()
@@ -375,6 +489,8 @@ def build_command(
     args = [
         bwrap_path(),
         *userns,
+        "--seccomp",
+        str(seccomp_fd),
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-net",
@@ -469,9 +585,11 @@ def run_python(
     skill_files: dict[str, bytes] | None = None,
     script: str = "",
     args: list[str] | None = None,
+    host_ids: HostIds | None = None,
 ) -> SandboxResult:
     """Run `code` (or, with `script`, a file of `skill_files` mounted read-only at
-    /skill) with `files` as the workspace at /workspace (its working directory).
+    /skill) with `files` as the workspace at /workspace (its working directory); as
+    root, under a host uid of its own from `host_ids`.
 
     Blocking; call it from a thread or a worker. Raises SandboxUnavailable when the host
     cannot sandbox; every failure of the code itself is a SandboxResult status."""
@@ -491,12 +609,6 @@ def run_python(
             skill_dir.mkdir()
             _materialise(skill_dir, skill_files)
         base.chmod(0o755)
-        if _as_root():
-            # The sandbox runs as the host's uid 65534 (see _UserNamespace): it owns the
-            # workspace and nothing else. As a normal user the sandbox uid maps to the
-            # platform's own, which owns the workspace already.
-            for path in (workdir, *workdir.rglob("*")):
-                os.chown(path, SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
         (runner_dir / "runner.py").write_text(_RUNNER)
         (runner_dir / "code.py").write_text(code)
         before = _snapshot(workdir)
@@ -507,7 +619,21 @@ def run_python(
             "stamp": uuid.uuid4().hex[:8],
             "sys_path": interpreter().sys_path,
         }
-        with _UserNamespace() as userns:
+        try:
+            seccomp_fd = program_fd()
+        except FilterUnavailable as exc:
+            raise SandboxUnavailable(str(exc)) from exc
+        with (
+            _closing(seccomp_fd),
+            _HostUid(host_ids or HostIds()) as host,
+            _UserNamespace(host.uid) as userns,
+        ):
+            if host.uid is not None:
+                # The sandbox runs as its own host uid (see _HostUid): it owns the
+                # workspace and nothing else. As a normal user the sandbox uid maps to
+                # the platform's own, which owns the workspace already.
+                for path in (workdir, *workdir.rglob("*")):
+                    os.chown(path, host.uid, host.uid, follow_symlinks=False)
             report_read, report_write = os.pipe()
             spec["report_fd"] = report_write
             try:
@@ -517,6 +643,7 @@ def run_python(
                     limits=limits,
                     skill_dir=skill_dir,
                     spec=spec,
+                    seccomp_fd=seccomp_fd,
                     userns_fd=userns.fd,
                 )
                 groups = _cgroup_create(limits)
@@ -524,7 +651,7 @@ def run_python(
                 os.close(report_read)
                 os.close(report_write)
                 raise
-            extra = (userns.fd,) if userns.fd is not None else ()
+            extra = (seccomp_fd, *((userns.fd,) if userns.fd is not None else ()))
             result = _execute(
                 command, (report_read, report_write), extra, limits=limits, groups=groups
             )
@@ -536,6 +663,14 @@ def run_python(
     finally:
         _cgroup_remove(groups)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _closing(fd: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _execute(
@@ -689,6 +824,8 @@ def _classify(result: SandboxResult, report: dict[str, Any], *, limits: SandboxL
         if result.status == "killed" and _oom(result.stderr):
             result.status = "memory_limit"
         result.error = _LIMIT_MESSAGES[result.status].format(limits=limits)
+        if signum == signal.SIGSYS:  # the seccomp filter's kill: another ABI's syscall
+            result.error = "Stopped: the code made a system call the sandbox forbids."
         return
     if error:
         if error.startswith("MemoryError"):

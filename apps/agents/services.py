@@ -46,7 +46,7 @@ from apps.agents.models import (
     CodeExecution,
     CodeInterpreterPolicy,
 )
-from apps.agents.sandbox import SandboxLimits, SandboxUnavailable, run_python
+from apps.agents.sandbox import HostIds, SandboxLimits, SandboxUnavailable, run_python
 from apps.agents.selectors import (
     _visible_agents,
     access_agent_version,
@@ -1110,6 +1110,11 @@ def sandbox_run(job: SandboxInput) -> dict[str, Any]:
             skill_files=job.skill_files,
             script=job.script,
             args=job.args,
+            host_ids=HostIds(
+                base=settings.SANDBOX_HOST_UID_BASE,
+                count=settings.SANDBOX_HOST_UID_COUNT,
+                lock_dir=settings.SANDBOX_UID_LOCK_DIR,
+            ),
         )
     except SandboxUnavailable as exc:
         return {"status": "unavailable", "error": str(exc)}

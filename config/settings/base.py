@@ -581,3 +581,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["KnowledgeSearchModeEnum"] = (
 # The code sandbox (docs/sandbox.md): empty runs executions in a thread of the process that
 # runs the agent; a queue name ("sandbox") sends them to Celery workers consuming it.
 SANDBOX_CELERY_QUEUE = env.str("SANDBOX_CELERY_QUEUE", default="")
+# As root, each execution runs as a host uid/gid of its own, one of SANDBOX_HOST_UID_COUNT
+# ids from SANDBOX_HOST_UID_BASE (a range no account uses), held by an flock on a file in
+# SANDBOX_UID_LOCK_DIR (empty: <tmp>/sandbox-uids; the same for every process of a host).
+SANDBOX_HOST_UID_BASE = env.int("SANDBOX_HOST_UID_BASE", default=2_000_000_000)
+SANDBOX_HOST_UID_COUNT = env.int("SANDBOX_HOST_UID_COUNT", default=4096)
+SANDBOX_UID_LOCK_DIR = env.str("SANDBOX_UID_LOCK_DIR", default="")
