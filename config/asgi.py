@@ -12,22 +12,25 @@ import asyncio
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from apps.conversations.executor import executor  # noqa: E402
-from apps.core.asgi import ThreadlessHandler, route_threadless  # noqa: E402
+from apps.core.asgi import PooledThreadHandler, ThreadlessHandler, route_threadless  # noqa: E402
 from apps.core.websocket import OriginCheckedUnlessBearer  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
-        "http": route_threadless(django_asgi_app, ThreadlessHandler()),
+        "http": route_threadless(
+            PooledThreadHandler(settings.REQUEST_THREADS), ThreadlessHandler()
+        ),
         "websocket": OriginCheckedUnlessBearer(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
@@ -54,6 +57,11 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     executor.bind_loop(asyncio.get_running_loop())  # an identity check once bound
     await router(scope, receive, send)
 
+
+# The token counter's tables, loaded now rather than on the event loop by a first run.
+from apps.providers.tokens import load_encoding  # noqa: E402
+
+load_encoding()
 
 # Everything loaded so far lives as long as the process: keep it out of every garbage
 # collection (apps/core/startup.py).

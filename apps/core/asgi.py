@@ -19,9 +19,12 @@ the official MCP SDK's ASGI application answers on the same connection.
 """
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import connections
 from django.http import HttpResponseBase
 from django.urls import Resolver404, get_resolver, resolve
 
@@ -48,6 +51,54 @@ class ThreadlessHandler(ASGIHandler):
             await response.serve(send)
             return
         await super().send_response(response, send)
+
+
+class PooledThreadHandler(ASGIHandler):
+    """Django's handler with the request threads reused, as a WSGI server reuses its own.
+
+    Django's handler gives every request a new `ThreadSensitiveContext`, so a new OS
+    thread, and with it a new database connection: on SQLite, opening one (the file, the
+    PRAGMAs, the SQL functions) was 37% of a plain view's wall time while answers
+    streamed in the same process (docs/performance.md, "Request path"). Here a request
+    runs its synchronous code on one of `size` single-thread executors kept for the
+    process (asgiref's `ThreadSensitiveContext(executor=...)`), taken for the whole
+    request and given back once its response is sent: one request at a time per thread,
+    as before, and the thread's connection stays open for the next request
+    (`CONN_MAX_AGE`; PostgreSQL's pool gives it back either way). When every pooled
+    thread is busy (long downloads, say), the request gets a thread of its own, as with
+    Django's handler, whose connections are closed at its end: nothing waits."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._idle: list[ThreadPoolExecutor] = []
+        self._created = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        executor = self._take()
+        if executor is None:
+            async with ThreadSensitiveContext():
+                try:
+                    await self.handle(scope, receive, send)
+                finally:
+                    await sync_to_async(connections.close_all)()
+            return
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self._idle.append(executor)
+
+    def _take(self) -> ThreadPoolExecutor | None:
+        if self._idle:
+            return self._idle.pop()
+        if self._created < self.size:
+            self._created += 1
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        return None
 
 
 @functools.cache

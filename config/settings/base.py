@@ -134,6 +134,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+    # Kept open by the threads that serve requests (apps/core/asgi.py): opening a SQLite
+    # connection is most of a small request's cost.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=None)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 elif env.bool("DB_POOL", default=True):
     # A connection pool per process (psycopg_pool). Persistent connections do not suit
     # ASGI: a request's sync code runs in a thread made for that request, so its
@@ -148,6 +152,9 @@ elif env.bool("DB_POOL", default=True):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Threads kept to run requests' synchronous code, one request at a time each (more
+# requests at once get a thread of their own, as with Django's handler).
+REQUEST_THREADS = env.int("REQUEST_THREADS", default=16)
 DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
