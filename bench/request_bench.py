@@ -28,7 +28,8 @@ one keep-alive connection, alternating platform and baseline, and prints one JSO
 answers stream from the same server process at 50 tokens/s each (the scripted model
 server and the stream clients run in another process), then idle again; it reports each
 one's median / p95 / p99, the p99 ratio (target <= 2), the tokens/s the streams got and
-the server's CPU share meanwhile.
+the server's CPU share, its event loop's lag (how late a 10 ms sleep wakes) and its full
+collections meanwhile.
 
 `--profile` also profiles (pyinstrument) a list, a detail, a create and a search,
 `--profile-requests` times each, through the same middleware, authentication and views
@@ -379,12 +380,17 @@ def _bystander(
     and the stream clients, so their CPU is not this one's), then idle again. The plain
     view beside it tells the request path's share from the process's (a plain view that
     waits as long waits for the same thread or loop)."""
+    import httpx
+
     platform, plain = calls
+    probe = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     def phase() -> tuple[list[float], list[float]]:
         return _pairs_timed(args.bystander_requests, platform, plain)
 
+    probe.get("/bench/loop-lag")  # starts the server's lag monitor
     idle, idle_plain = phase()
+    idle_lag = probe.get("/bench/loop-lag").json()
     clients = subprocess.Popen(
         [
             sys.executable,
@@ -411,9 +417,13 @@ def _bystander(
         ready = clients.stdout.readline().strip()
         if ready != "ready":
             raise SystemExit(f"the stream clients did not start: {ready!r}")
+        probe.get("/bench/loop-lag")
+        probe.get("/bench/gc")
         cpu0, t0 = _tree_cpu_seconds(server.pid), time.monotonic()
         busy, busy_plain = phase()
         cpu1, t1 = _tree_cpu_seconds(server.pid), time.monotonic()
+        busy_lag = probe.get("/bench/loop-lag").json()
+        busy_gc = [p["ms"] for p in probe.get("/bench/gc").json()["full_collections"]]
         clients.stdin.close()
         counts = json.loads(clients.stdout.readline())
     finally:
@@ -421,6 +431,7 @@ def _bystander(
             clients.terminate()
         clients.wait(timeout=30)
     after, _ = phase()
+    probe.close()
     seconds = t1 - t0
     return {
         "request": "GET /api/v1/agents?limit=50 (API key), beside the plain view",
@@ -439,6 +450,11 @@ def _bystander(
         "stream_answers_started_per_s": round(counts["answers_during"] / seconds, 2),
         "stream_errors": counts["errors"],
         "server_cpu_share_while_streaming": round((cpu1 - cpu0) / seconds, 2),
+        # How late the server's event loop wakes a 10 ms sleep, idle and while streaming;
+        # the full collections it made while streaming.
+        "loop_lag_idle": idle_lag,
+        "loop_lag_while_streaming": busy_lag,
+        "gc_while_streaming_ms": busy_gc[:20],
     }
 
 

@@ -1,9 +1,10 @@
 """The bench's URLconf: the platform's URLs, plus the baselines of bench/request_bench.py,
-each a plain Django view over the same rows, and the server's GC pauses.
+each a plain Django view over the same rows, the server's GC pauses and its event loop's lag.
 
 Mounted only by bench/request_settings.py (never by the platform's settings).
 """
 
+import asyncio
 import gc
 import time
 from typing import Any
@@ -39,6 +40,39 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
 
 
 gc.callbacks.append(_on_gc)
+
+
+# The event loop's lag: how late a 10 ms sleep wakes up, sampled while the monitor runs.
+LAG_TICK = 0.01
+_lag_ms: list[float] = []
+_lag_monitor: list[asyncio.Task[None]] = []
+
+
+async def _monitor_lag() -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(LAG_TICK)
+        _lag_ms.append((loop.time() - started - LAG_TICK) * 1000)
+
+
+async def loop_lag(request: HttpRequest) -> JsonResponse:
+    """Starts the lag monitor on the server's loop (first call); every call returns the
+    lag's median, p99 and maximum since the previous call, then forgets them."""
+    if not _lag_monitor:
+        _lag_monitor.append(asyncio.get_running_loop().create_task(_monitor_lag()))
+    samples = sorted(_lag_ms)
+    _lag_ms.clear()
+    if not samples:
+        return JsonResponse({"samples": 0})
+    return JsonResponse(
+        {
+            "samples": len(samples),
+            "p50_ms": round(samples[len(samples) // 2], 1),
+            "p99_ms": round(samples[int(len(samples) * 0.99)], 1),
+            "max_ms": round(samples[-1], 1),
+        }
+    )
 
 
 def plain_agents(request: HttpRequest) -> JsonResponse:
@@ -97,5 +131,6 @@ urlpatterns = [
     path("bench/plain/knowledge-bases/<uuid:pk>/search", plain_search),
     path("bench/gc", gc_stats),
     path("bench/gc/collect", gc_collect),
+    path("bench/loop-lag", loop_lag),
     path("", include("config.urls")),
 ]
