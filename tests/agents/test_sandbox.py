@@ -2,7 +2,6 @@
 hostile case ends with a clear status and error, and the next execution works."""
 
 import ast
-import http.server
 import os
 import pwd
 import shutil
@@ -108,36 +107,12 @@ def test_infinite_output_is_cut_at_the_output_limit():
     still_fine()
 
 
-class _Canary(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self):
-        _Canary.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"canary")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def canary():
-    _Canary.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canary)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_the_network_is_unreachable_and_the_canary_records_no_hit(canary):
     port = canary.server_address[1]
     # The canary answers the host: the assertions below could fail.
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/from-host", timeout=5) as reply:
         assert reply.read() == b"canary"
-    assert _Canary.hits == ["/from-host"]
+    assert canary.hits == ["/from-host"]
     code = (
         "import socket, urllib.request\nerrors = []\n"
         f"for url in ['http://127.0.0.1:{port}/sandbox', 'http://localhost:{port}/x',"
@@ -150,14 +125,14 @@ def test_the_network_is_unreachable_and_the_canary_records_no_hit(canary):
     result = run_python(code, limits=LIMITS)
     assert result.status == "ok", result
     assert "REACHED" not in result.result
-    assert _Canary.hits == ["/from-host"]
+    assert canary.hits == ["/from-host"]
     result = run_python(
         f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3)",
         limits=LIMITS,
     )
     assert result.status == "error"
     assert result.error.startswith("ConnectionRefusedError"), result.error
-    assert _Canary.hits == ["/from-host"]
+    assert canary.hits == ["/from-host"]
 
 
 def test_the_platform_files_environment_and_database_are_invisible(monkeypatch):

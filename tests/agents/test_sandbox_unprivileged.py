@@ -3,14 +3,12 @@ itself (--unshare-user) instead of apps.agents.sandbox._UserNamespace. The suite
 root in CI, so the test drops to uid/gid 65534 in a child process (util-linux `setpriv`)
 that runs a few hostile cases through `run_python` and prints what happened as JSON."""
 
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pyseccomp
@@ -61,18 +59,6 @@ for name, code in cases.items():
     }
 print(json.dumps(out))
 """
-
-
-class _Canary(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self):
-        _Canary.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 def _stage() -> Path:
@@ -138,15 +124,8 @@ def _run_as_nobody(port: int) -> dict:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def test_an_unprivileged_platform_runs_the_sandbox_with_the_same_isolation():
-    _Canary.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Canary)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        report = _run_as_nobody(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_an_unprivileged_platform_runs_the_sandbox_with_the_same_isolation(canary):
+    report = _run_as_nobody(canary.server_address[1])
     assert (report["host_uid"], report["host_euid"]) == (NOBODY, NOBODY)
     assert report["computation"] == {
         "status": "ok",
@@ -160,7 +139,7 @@ def test_an_unprivileged_platform_runs_the_sandbox_with_the_same_isolation():
     assert report["write_outside"]["files"] == ["inside.txt"]
     assert report["network"]["status"] == "error"
     assert report["network"]["error"].startswith("ConnectionRefusedError"), report["network"]
-    assert _Canary.hits == []
+    assert canary.hits == []
     assert report["fork_bomb"]["status"] == "process_limit", report["fork_bomb"]
     assert report["fork_bomb"]["error"] == "The code tried to start more than 16 processes."
     # The seccomp filter holds here too. Unprivileged bwrap nests two user namespaces:
