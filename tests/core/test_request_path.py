@@ -26,7 +26,7 @@ from apps.agents.selectors import agent_list, agents_reference_ids
 from apps.core.api.envelope import Enveloped
 from apps.core.api.fast import serialize_row, serialize_rows, values_rows
 from apps.core.api.renderers import EnvelopeJSONRenderer
-from apps.core.startup import freeze_startup_objects
+from apps.core.startup import GC_THRESHOLDS, freeze_startup_objects
 from apps.knowledge.api.serializers import KnowledgeBaseSerializer
 from apps.knowledge.selectors import knowledge_base_list
 from tests.agents.factories import (
@@ -327,15 +327,18 @@ def test_the_prepared_knowledge_base_lookup_stays_in_the_workspace(user, workspa
 # --- garbage collection -------------------------------------------------------------
 
 
-def test_startup_freeze_moves_loaded_objects_out_of_collections():
+def test_startup_freeze_moves_loaded_objects_out_of_collections_and_collects_less_often():
+    thresholds = gc.get_threshold()
     try:
         frozen = freeze_startup_objects()
         # Not an exact count: another test's server thread may freeze again meanwhile, and
         # a frozen object freed since (its count falls by one) leaves the permanent set.
         assert frozen > 10_000
         assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 # --- rate limits on Redis -----------------------------------------------------------
