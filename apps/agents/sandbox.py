@@ -233,10 +233,12 @@ def _as_root() -> bool:
 
 class _HostUid:
     """As root, a host uid (and the gid of the same number) that no other execution
-    holds while this one runs, from `HostIds`: executions do not share RLIMIT_NPROC and
-    cannot signal or trace each other. Held by an flock on its lock file, so two
-    processes or threads never take the same id (the kernel drops the lock if the holder
-    dies). On release, any process still running as that uid is killed first."""
+    holds while this one runs, from `HostIds`: an execution that escaped its namespaces
+    still could not signal, trace or write another one's processes and files. (The
+    process limit is counted per user namespace already, so it was never shared.) Held
+    by an flock on its lock file, so two processes or threads never take the same id
+    (the kernel drops the lock if the holder dies). On release, any process still
+    running as that uid is killed first."""
 
     def __init__(self, ids: HostIds) -> None:
         self.ids = ids
